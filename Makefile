@@ -1,0 +1,41 @@
+# One command sets everything up and runs the main job; another sets up and runs the tests.
+#   make run    create .venv if needed, install, run the main job on its embedded default
+#   make test   same set-up, then lint and the test suite (what CI runs)
+# Set-up is idempotent: the install step reruns only when a requirements file changed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-slow lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@$(PY) -c "from core.nb101.hashing import build_native; import sys; sys.exit(build_native() is None)" \
+		|| echo "warning: no C compiler, NB-101 hashing falls back to plain Python (slow)"
+
+run: setup
+	$(PY) jobs/nb101_space.py
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup lint
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .cache outputs .pytest_cache .ruff_cache core/nb101/_wlhash.so

@@ -1,0 +1,98 @@
+"""NB-101 cell specifications: validation and pruning exactly as NB-101's `ModelSpec` does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.nb101.hashing import hash_module
+
+INPUT = "input"
+OUTPUT = "output"
+# Order matters: an op's index here is its label in `hash_module` (NB-101's canonical ops).
+OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+INPUT_LABEL = -1
+OUTPUT_LABEL = -2
+MAX_VERTICES = 7
+MAX_EDGES = 9
+
+
+def labeling(ops) -> list[int]:
+    """Integer labels of a full ops list: -1 input, -2 output, interior ops by index in OPS."""
+    return [INPUT_LABEL] + [OPS.index(op) for op in ops[1:-1]] + [OUTPUT_LABEL]
+
+
+def prune(matrix: np.ndarray, ops: list[str]) -> tuple[np.ndarray, list[str]] | None:
+    """Keep only vertices on an input->output path; None when the input does not reach the output."""
+    n = matrix.shape[0]
+    adj = matrix.astype(bool)
+    from_input = np.zeros(n, dtype=bool)
+    from_input[0] = True
+    for v in range(1, n):  # vertices are in topological order: one forward sweep suffices
+        from_input[v] = bool((adj[:v, v] & from_input[:v]).any())
+    to_output = np.zeros(n, dtype=bool)
+    to_output[n - 1] = True
+    for v in range(n - 2, -1, -1):
+        to_output[v] = bool((adj[v, v + 1 :] & to_output[v + 1 :]).any())
+    keep = from_input & to_output
+    if not (keep[0] and keep[n - 1]):
+        return None
+    index = np.flatnonzero(keep)
+    return matrix[np.ix_(index, index)].copy(), [ops[i] for i in index]
+
+
+def _validate(matrix: np.ndarray, ops) -> None:
+    """Raise ValueError naming what is wrong with a (matrix, ops) pair."""
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square, got shape {matrix.shape}")
+    n = matrix.shape[0]
+    if n < 2:
+        raise ValueError(f"a cell needs at least an input and an output vertex, got {n} vertices")
+    if len(ops) != n:
+        raise ValueError(f"ops has {len(ops)} entries but the matrix has {n} vertices")
+    if not np.isin(matrix, (0, 1)).all():
+        raise ValueError("matrix entries must be 0 or 1")
+    below = np.argwhere(np.tril(matrix) != 0)
+    if len(below):
+        src, dst = below[0]
+        raise ValueError(f"matrix must be strictly upper-triangular: entry [{src}, {dst}] is nonzero")
+    if ops[0] != INPUT or ops[-1] != OUTPUT:
+        raise ValueError(f"ops must start with {INPUT!r} and end with {OUTPUT!r}, got {list(ops)}")
+    for i, op in enumerate(ops[1:-1], start=1):
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r} at vertex {i}; expected one of {list(OPS)}")
+
+
+class CellSpec:
+    """An NB-101 cell: adjacency matrix plus op names, pruned, checked and hashed like NB-101.
+
+    `original_*` keep what was given; `matrix`/`ops` are the pruned cell (None when invalid).
+    `valid` is False when the input does not reach the output or the pruned cell exceeds
+    `max_vertices`/`max_edges`; `hash` is NB-101's module hash of the pruned cell, or None.
+    """
+
+    def __init__(self, matrix, ops, max_vertices: int = MAX_VERTICES, max_edges: int = MAX_EDGES):
+        matrix = np.array(matrix)
+        ops = list(ops)
+        _validate(matrix, ops)
+        self.original_matrix = matrix.astype(np.int8)
+        self.original_ops = ops
+        pruned = prune(self.original_matrix, ops)
+        self.matrix, self.ops = pruned if pruned else (None, None)
+        self.valid = (
+            pruned is not None
+            and self.matrix.shape[0] <= max_vertices
+            and int(self.matrix.sum()) <= max_edges
+        )
+        self.hash = hash_module(self.matrix, labeling(self.ops)) if self.valid else None
+
+    @property
+    def num_vertices(self) -> int:
+        return 0 if self.matrix is None else self.matrix.shape[0]
+
+    @property
+    def num_edges(self) -> int:
+        return 0 if self.matrix is None else int(self.matrix.sum())
+
+    def __repr__(self) -> str:
+        rows = self.original_matrix.tolist()
+        return f"CellSpec(matrix={rows}, ops={self.original_ops}, hash={self.hash})"

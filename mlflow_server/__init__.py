@@ -1,0 +1,1 @@
+"""How the MLflow tracking server is started and configured."""

@@ -1,0 +1,30 @@
+"""Shared fixtures: the real NB-101 data beside the project and the enumerated space."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.nb101.shared_subset import NB101_DIR, load_shared_subset, shared_subset_available
+
+
+@pytest.fixture(scope="session")
+def shared_nb101():
+    """The 151,644 real NB-101 cells of ../shared/data/nb101 (skips where absent)."""
+    if not shared_subset_available():
+        pytest.skip(f"real NB-101 data not found in {NB101_DIR}")
+    return load_shared_subset()
+
+
+@pytest.fixture(scope="session")
+def nb101_dir():
+    if not NB101_DIR.exists():
+        pytest.skip(f"{NB101_DIR} not found")
+    return NB101_DIR
+
+
+@pytest.fixture(scope="session")
+def full_space():
+    """The whole NB-101 space, built by the current code (not read from a cache)."""
+    from core.nb101.space import build_space
+
+    return build_space(verbose=False)
