@@ -19,8 +19,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 	touch $(STAMP)
 
 setup: $(STAMP)
-	@$(PY) -c "from core.nb101.hashing import build_native; import sys; sys.exit(build_native() is None)" \
-		|| echo "warning: no C compiler, NB-101 hashing falls back to plain Python (slow)"
+	@$(PY) -c "from core.nb101.native import build; import sys; sys.exit(build() is None)" \
+		|| echo "warning: no C compiler, NB-101 hashing and CRC checks fall back to plain Python (slow)"
 
 run: setup
 	$(PY) jobs/nb101_space.py
@@ -38,4 +38,4 @@ bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf .cache outputs .pytest_cache .ruff_cache core/nb101/_wlhash.so
+	rm -rf .cache outputs .pytest_cache .ruff_cache core/nb101/_native.so

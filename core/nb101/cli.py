@@ -1,9 +1,10 @@
-"""`python -m core.nb101 ...`: enumerate the space (and, later, import benchmark files)."""
+"""`python -m core.nb101 ...`: enumerate the space, import benchmark files, describe a benchmark."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from core.nb101.space import MAX_EDGES, MAX_VERTICES, summarize, time_enumeration, write_table
@@ -19,6 +20,37 @@ def _enumerate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from core.nb101.benchmark import Benchmark
+    from core.nb101.importers import import_any
+
+    start = time.perf_counter()
+    table, errors = import_any(args.src, args.format, args.skip_corrupt, verbose=not args.quiet)
+    write_table(table, args.out)
+    seconds = time.perf_counter() - start
+    bench = Benchmark(table, str(args.out))
+    records = int(bench.metadata["records"])
+    print(
+        f"{records:,} records -> {table.num_rows:,} rows (cell x epochs) in {seconds:.1f} s "
+        f"({records / seconds:,.0f} records/s) -> {args.out}"
+    )
+    if errors:
+        print(f"skipped {len(errors)} corrupt record(s); first: {errors[0]}")
+    best = bench.best()
+    print(
+        f"epochs {bench.epochs}; best mean validation {best['best_mean_validation_accuracy']:.6f}, "
+        f"best mean test {best['best_mean_test_accuracy']:.6f} at {bench.final_epochs} epochs"
+    )
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from core.nb101.benchmark import Benchmark, describe
+
+    print(describe(Benchmark.open(args.bench)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core.nb101", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -27,6 +59,18 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--max-vertices", type=int, default=MAX_VERTICES, help="2..7 (default 7)")
     e.add_argument("--max-edges", type=int, default=MAX_EDGES, help="1..9 (default 9)")
     e.set_defaults(func=_enumerate)
+    i = sub.add_parser("import", help="import an NB-101 tfrecord / NASLib pickle into Parquet")
+    i.add_argument(
+        "src", type=Path, help="nasbench_only108.tfrecord, nasbench_full.tfrecord, *.pkl, npz folder"
+    )
+    i.add_argument("--out", type=Path, required=True, help="benchmark Parquet file to write")
+    i.add_argument("--format", default="auto", choices=["auto", "tfrecord", "naslib-pickle", "shared-npz"])
+    i.add_argument("--skip-corrupt", action="store_true", help="skip and count corrupt records")
+    i.add_argument("--quiet", action="store_true", help="no progress lines")
+    i.set_defaults(func=_import)
+    d = sub.add_parser("describe", help="sizes and best accuracies of a benchmark file")
+    d.add_argument("bench", type=Path)
+    d.set_defaults(func=_describe)
     return p
 
 
@@ -34,6 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
+    except (ValueError, KeyError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -8,24 +8,13 @@ oracle for tests and as the baseline of `benchmarks/bench_hashing.py`.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
-import logging
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from core.nb101.native import library
 
-_SOURCE = Path(__file__).with_name("_wlhash.c")
-_LIBRARY = Path(__file__).with_name("_wlhash.so")
 _MAX_NATIVE_VERTICES = 16
-_lib = None
-_lib_tried = False
 
 
 def reference_hash_module(matrix, labeling) -> str:
@@ -51,51 +40,9 @@ def reference_hash_module(matrix, labeling) -> str:
     return hashlib.md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
 
 
-def build_native(force: bool = False) -> Path | None:
-    """Compile the C kernel next to its source (atomically); None when no compiler is found."""
-    if _LIBRARY.exists() and not force and _LIBRARY.stat().st_mtime >= _SOURCE.stat().st_mtime:
-        return _LIBRARY
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        return None
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=_LIBRARY.parent)
-    os.close(fd)
-    try:
-        subprocess.run(
-            [compiler, "-O3", "-shared", "-fPIC", "-o", tmp, str(_SOURCE)],
-            check=True,
-            capture_output=True,
-        )
-        os.replace(tmp, _LIBRARY)
-    except (OSError, subprocess.CalledProcessError) as err:
-        log.warning("could not compile %s (%s): using the Python hash", _SOURCE.name, err)
-        Path(tmp).unlink(missing_ok=True)
-        return None
-    return _LIBRARY
-
-
 def native():
-    """The loaded C kernel, building it on first use; None when unavailable (Python fallback)."""
-    global _lib, _lib_tried
-    if not _lib_tried:
-        _lib_tried = True
-        path = build_native()
-        if path is not None:
-            try:
-                lib = ctypes.CDLL(str(path))
-            except OSError as err:
-                log.warning("could not load %s (%s): using the Python hash", path, err)
-            else:
-                lib.nb101_hash_batch.argtypes = [
-                    ctypes.c_int64,
-                    ctypes.c_int,
-                    ctypes.c_void_p,
-                    ctypes.c_void_p,
-                    ctypes.c_void_p,
-                ]
-                lib.nb101_hash_batch.restype = ctypes.c_int
-                _lib = lib
-    return _lib
+    """The C library when available, else None (then the plain-Python algorithm is used)."""
+    return library()
 
 
 def _hash_block(matrices: np.ndarray, labels: np.ndarray) -> np.ndarray:
