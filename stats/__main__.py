@@ -1,0 +1,7 @@
+"""`python -m stats ...`: see stats.cli."""
+
+import sys
+
+from stats.cli import main
+
+sys.exit(main())
