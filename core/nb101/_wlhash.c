@@ -253,15 +253,16 @@ static void hash_chunk(int count, int nv, const uint8_t *adj, const int8_t *labe
  */
 int nb101_hash_batch(int64_t n, int nv, const uint8_t *adj, const int8_t *labels, char *out) {
     if (nv < 1 || nv > MAX_V) return -1;
-    Cell *cells = malloc(sizeof(Cell) * CHUNK);
-    Job *jobs = malloc(sizeof(Job) * CHUNK * MAX_V);
-    uint8_t *buffers = malloc((size_t)MSG_CAP * CHUNK * MAX_V);
+    int64_t chunk = n < CHUNK ? (n > 0 ? n : 1) : CHUNK; /* small batches allocate little */
+    Cell *cells = malloc(sizeof(Cell) * (size_t)chunk);
+    Job *jobs = malloc(sizeof(Job) * (size_t)(chunk * nv));
+    uint8_t *buffers = malloc((size_t)MSG_CAP * (size_t)(chunk * nv));
     if (!cells || !jobs || !buffers) {
         free(cells); free(jobs); free(buffers);
         return -2;
     }
-    for (int64_t i = 0; i < n; i += CHUNK) {
-        int count = (int)((n - i) < CHUNK ? (n - i) : CHUNK);
+    for (int64_t i = 0; i < n; i += chunk) {
+        int count = (int)((n - i) < chunk ? (n - i) : chunk);
         hash_chunk(count, nv, adj + i * nv * nv, labels + i * nv, out + i * HEX, cells, jobs, buffers);
     }
     free(cells); free(jobs); free(buffers);

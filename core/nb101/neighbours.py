@@ -56,8 +56,7 @@ def neighbours(
     if matrix.shape[0] < max_vertices:
         candidates += _vertex_additions(matrix, ops)
     seen, result = set(), []
-    for m, o in candidates:
-        cell = CellSpec(m, o, max_vertices=max_vertices, max_edges=max_edges)
+    for cell in CellSpec.unchecked_batch(candidates, max_vertices, max_edges):
         if cell.valid and cell.hash not in seen:
             seen.add(cell.hash)
             result.append(cell)

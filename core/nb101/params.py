@@ -37,6 +37,9 @@ class Macro:
         return pairs
 
 
+DEFAULT_MACRO = Macro()
+
+
 def vertex_channels(input_channels: int, output_channels: int, matrix) -> list[int]:
     """NB-101's `compute_vertex_channels`: output channels of every vertex of a pruned cell.
 
@@ -85,7 +88,7 @@ def module_coefficients(matrix, c_in: int, c_out: int) -> tuple[int, np.ndarray]
     return const, coef
 
 
-def network_coefficients(matrix, macro: Macro = Macro()) -> tuple[int, np.ndarray]:
+def network_coefficients(matrix, macro: Macro = DEFAULT_MACRO) -> tuple[int, np.ndarray]:
     """`module_coefficients` summed over every cell of the network, plus stem and classifier."""
     const = macro.in_channels * macro.stem_filters * 9 + 2 * macro.stem_filters
     last = macro.module_channels()[-1][1]
@@ -98,14 +101,14 @@ def network_coefficients(matrix, macro: Macro = Macro()) -> tuple[int, np.ndarra
     return const, coef
 
 
-def count_parameters(matrix, labels, macro: Macro = Macro()) -> int:
+def count_parameters(matrix, labels, macro: Macro = DEFAULT_MACRO) -> int:
     """Trainable parameters of the NB-101 network for a pruned cell (labels as in hash_module)."""
     const, coef = network_coefficients(matrix, macro)
     interior = np.asarray(labels[1:-1], dtype=np.int64)
     return int(const + coef[np.arange(1, len(labels) - 1), interior].sum())
 
 
-def count_parameters_batch(matrix, interior_labels: np.ndarray, macro: Macro = Macro()) -> np.ndarray:
+def count_parameters_batch(matrix, interior_labels: np.ndarray, macro: Macro = DEFAULT_MACRO) -> np.ndarray:
     """Parameters for one matrix under many labelings: (L, V-2) interior labels -> (L,) counts."""
     const, coef = network_coefficients(matrix, macro)
     n = np.asarray(matrix).shape[0]

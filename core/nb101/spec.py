@@ -23,21 +23,22 @@ def labeling(ops) -> list[int]:
 
 def prune(matrix: np.ndarray, ops: list[str]) -> tuple[np.ndarray, list[str]] | None:
     """Keep only vertices on an input->output path; None when the input does not reach the output."""
-    n = matrix.shape[0]
-    adj = matrix.astype(bool)
-    from_input = np.zeros(n, dtype=bool)
+    adj = matrix.tolist()
+    n = len(adj)
+    from_input = [False] * n
     from_input[0] = True
     for v in range(1, n):  # vertices are in topological order: one forward sweep suffices
-        from_input[v] = bool((adj[:v, v] & from_input[:v]).any())
-    to_output = np.zeros(n, dtype=bool)
+        from_input[v] = any(adj[u][v] and from_input[u] for u in range(v))
+    to_output = [False] * n
     to_output[n - 1] = True
     for v in range(n - 2, -1, -1):
-        to_output[v] = bool((adj[v, v + 1 :] & to_output[v + 1 :]).any())
-    keep = from_input & to_output
-    if not (keep[0] and keep[n - 1]):
+        to_output[v] = any(adj[v][w] and to_output[w] for w in range(v + 1, n))
+    keep = [v for v in range(n) if from_input[v] and to_output[v]]
+    if not keep or keep[0] != 0 or keep[-1] != n - 1:
         return None
-    index = np.flatnonzero(keep)
-    return matrix[np.ix_(index, index)].copy(), [ops[i] for i in index]
+    if len(keep) == n:
+        return matrix.copy(), list(ops)
+    return matrix[np.ix_(keep, keep)], [ops[i] for i in keep]
 
 
 def _validate(matrix: np.ndarray, ops) -> None:
@@ -49,7 +50,7 @@ def _validate(matrix: np.ndarray, ops) -> None:
         raise ValueError(f"a cell needs at least an input and an output vertex, got {n} vertices")
     if len(ops) != n:
         raise ValueError(f"ops has {len(ops)} entries but the matrix has {n} vertices")
-    if not np.isin(matrix, (0, 1)).all():
+    if not ((matrix == 0) | (matrix == 1)).all():
         raise ValueError("matrix entries must be 0 or 1")
     below = np.argwhere(np.tril(matrix) != 0)
     if len(below):
@@ -74,16 +75,38 @@ class CellSpec:
         matrix = np.array(matrix)
         ops = list(ops)
         _validate(matrix, ops)
-        self.original_matrix = matrix.astype(np.int8)
+        self._set(matrix.astype(np.int8), ops, max_vertices, max_edges)
+        self.hash = hash_module(self.matrix, labeling(self.ops)) if self.valid else None
+
+    def _set(self, matrix: np.ndarray, ops: list[str], max_vertices: int, max_edges: int) -> None:
+        self.original_matrix = matrix
         self.original_ops = ops
-        pruned = prune(self.original_matrix, ops)
+        pruned = prune(matrix, ops)
         self.matrix, self.ops = pruned if pruned else (None, None)
         self.valid = (
             pruned is not None
             and self.matrix.shape[0] <= max_vertices
             and int(self.matrix.sum()) <= max_edges
         )
-        self.hash = hash_module(self.matrix, labeling(self.ops)) if self.valid else None
+        self.hash = None
+
+    @classmethod
+    def unchecked_batch(
+        cls, cells, max_vertices: int = MAX_VERTICES, max_edges: int = MAX_EDGES
+    ) -> list[CellSpec]:
+        """CellSpecs for many (int8 matrix, ops) pairs known to be well-formed (built by this
+        package, e.g. neighbourhoods): no input validation, one batched hash call."""
+        from core.nb101.hashing import hash_many
+
+        specs = []
+        for matrix, ops in cells:
+            spec = cls.__new__(cls)
+            spec._set(matrix, ops, max_vertices, max_edges)
+            specs.append(spec)
+        valid = [s for s in specs if s.valid]
+        for spec, h in zip(valid, hash_many([s.matrix for s in valid], [labeling(s.ops) for s in valid])):
+            spec.hash = h
+        return specs
 
     @property
     def num_vertices(self) -> int:
