@@ -76,10 +76,10 @@ class _Units:
         return rng.integers(0, self.n_units, size=(size, self.n_units))
 
     def counts(self, draws: np.ndarray) -> np.ndarray:
-        """(size, n_units) float counts: how often each unit appears in each resample."""
+        """(size, n_units) integer counts: how often each unit appears in each resample."""
         size, g = draws.shape
         flat = (draws + (np.arange(size) * g)[:, None]).ravel()
-        return np.bincount(flat, minlength=size * g).reshape(size, g).astype(np.float64)
+        return np.bincount(flat, minlength=size * g).reshape(size, g)
 
 
 # --------------------------------------------------------------------------- statistics on draws
@@ -113,28 +113,34 @@ class _Ratio:
 
 
 class _Median:
-    """Median of the resampled observations, from counts: a weighted median over sorted values."""
+    """Median of the resampled observations, from counts: a weighted median over sorted values.
+
+    Without groups the units are relabelled as positions in the sorted data (resampling does not
+    depend on the labels), so the counts of a resample are already in sorted order.
+    """
 
     def __init__(self, x: np.ndarray, units: _Units):
         self.units = units
         order = np.argsort(x, kind="stable")
         self.sorted = x[order]
-        self.sorted_codes = units.codes[order]
+        self.sorted_codes = units.codes[order] if units.grouped else np.arange(len(x))
 
     def point(self) -> float:
         return float(np.median(self.sorted))
 
     def _weighted(self, weights: np.ndarray) -> np.ndarray:
+        """Median of each row's multiset: weights[r, i] copies of sorted[i] (integer weights)."""
         cum = np.cumsum(weights, axis=1)
         total = cum[:, -1]
-        rank_lo = np.floor((total + 1) / 2)
-        rank_hi = np.floor(total / 2) + 1
+        rank_lo = (total + 1) // 2  # the two middle ranks (equal when the total is odd)
+        rank_hi = total // 2 + 1
         k_lo = np.minimum((cum < rank_lo[:, None]).sum(axis=1), len(self.sorted) - 1)
         k_hi = np.minimum((cum < rank_hi[:, None]).sum(axis=1), len(self.sorted) - 1)
         return (self.sorted[k_lo] + self.sorted[k_hi]) / 2
 
     def from_draws(self, draws: np.ndarray) -> np.ndarray:
-        return self._weighted(self.units.counts(draws)[:, self.sorted_codes])
+        counts = self.units.counts(draws)
+        return self._weighted(counts[:, self.sorted_codes] if self.units.grouped else counts)
 
     def jackknife(self) -> np.ndarray:
         g, n = self.units.n_units, len(self.sorted)
@@ -142,7 +148,7 @@ class _Median:
         step = max(1, _BLOCK_CELLS // n)
         for start in range(0, g, step):
             left_out = np.arange(start, min(g, start + step))
-            weights = (self.sorted_codes[None, :] != left_out[:, None]).astype(np.float64)
+            weights = (self.sorted_codes[None, :] != left_out[:, None]).astype(np.int64)
             out[start : start + len(left_out)] = self._weighted(weights)
         return out
 
@@ -210,7 +216,7 @@ def _resolve_rng(seed) -> np.random.Generator:
 
 
 def _pair(x, statistic: str) -> tuple:
-    if not isinstance(x, (tuple, list)) or len(x) != 2:
+    if not isinstance(x, (tuple, list)) or len(x) != 2 or np.ndim(x[0]) == 0 or np.ndim(x[1]) == 0:
         raise ValueError(f"statistic {statistic!r} needs x = (a, b), two arrays")
     return x[0], x[1]
 
@@ -239,7 +245,7 @@ def _build(x, statistic, groups) -> tuple[list, str]:
     check_choice(statistic, "statistic", STATISTICS)
 
     if statistic in ("mean", "median"):
-        if isinstance(x, (tuple, list)) and len(x) and np.ndim(x[0]) > 0:
+        if isinstance(x, tuple) and len(x) == 2 and np.ndim(x[0]) > 0:
             raise ValueError(f"statistic {statistic!r} takes one array; use 'diff' or 'paired_diff' for two")
         values = as_vector(x, "x")
         units = _Units(len(values), groups, "groups")

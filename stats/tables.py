@@ -406,8 +406,13 @@ def readers_report(
         if incomplete:
             raise ValueError(f"metric {metric!r}: reader(s) {incomplete} lack an aided or unaided value")
         alternative = "less" if metric in lower else "greater"
-        r = compare(wide[aided].to_numpy(float), wide[unaided].to_numpy(float), paired=True,
-                    alternative=alternative, level=level)  # fmt: skip
+        r = compare(
+            wide[aided].to_numpy(float),
+            wide[unaided].to_numpy(float),
+            paired=True,
+            alternative=alternative,
+            level=level,
+        )
         rows.append(
             {
                 "metric": metric,
@@ -425,16 +430,21 @@ def readers_report(
             }
         )
     result = pd.DataFrame(rows)
-    body = [
-        [
-            str(r.metric),
-            f"{r.unaided_mean:.{digits}g} ± {r.unaided_sd:.{digits}g}",
-            f"{r.aided_mean:.{digits}g} ± {r.aided_sd:.{digits}g}",
-            f"{r.diff:+.{digits}g} [{r.ci_low:.{digits}g}, {r.ci_high:.{digits}g}]",
-            f"p = {_pvalue(r.pvalue)}" if not _pvalue(r.pvalue).startswith("<") else f"p {_pvalue(r.pvalue)}",
-        ]
-        for r in result.itertuples(index=False)
-    ]
+    body = []
+    for r in result.itertuples(index=False):
+        # Decimals for `digits` significant digits of the larger mean, the same across the row.
+        scale = max(abs(r.unaided_mean), abs(r.aided_mean))
+        dec = max(0, digits - 1 - math.floor(math.log10(scale))) if scale > 0 else digits
+        p = _pvalue(r.pvalue)
+        body.append(
+            [
+                str(r.metric),
+                f"{r.unaided_mean:.{dec}f} ± {r.unaided_sd:.{dec}f}",
+                f"{r.aided_mean:.{dec}f} ± {r.aided_sd:.{dec}f}",
+                f"{r.diff:+.{dec}f} [{r.ci_low:.{dec}f}, {r.ci_high:.{dec}f}]",
+                f"p {p}" if p.startswith("<") else f"p = {p}",
+            ]
+        )
     title = (
         f"Readers without and with AI: mean ± SD, aided - unaided difference with its {level:.0%} CI,"
         " one-sided paired t-test p in the direction of improvement."
