@@ -1,0 +1,136 @@
+"""MLflow conventions every sweep follows: one parent run per sweep, one child run per unit.
+
+A unit (a search seed, a supernet training, ...) is identified by a stable key, the hash of
+its resolved config, stored as the tag `sweeps.unit_key`. Before running a unit the scheduler
+asks `finished_units()` (one batched query) and skips keys that already have a FINISHED run.
+A unit's run is written in one go at its end (params, metrics and artifacts in batches, then
+FINISHED); leftovers of an interrupted attempt (a run of the same key that never finished)
+are deleted first, so every unit appears exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+UNIT_KEY = "sweeps.unit_key"
+SWEEP_KEY = "sweeps.sweep_key"
+KIND = "sweeps.kind"
+PARENT = "mlflow.parentRunId"
+RUN_NAME = "mlflow.runName"
+_MAX_PARAM = 6000
+
+
+def stable_key(config: dict) -> str:
+    """Hash of a config's canonical JSON: equal configs, equal keys, on any machine."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _params(values: dict) -> list[Param]:
+    return [Param(k, str(v)[:_MAX_PARAM]) for k, v in sorted(values.items())]
+
+
+def _metrics(values: dict, timestamp: int = 0) -> list[Metric]:
+    return [Metric(k, float(v), timestamp, 0) for k, v in sorted(values.items()) if v is not None]
+
+
+class Tracker:
+    """Thin layer over MlflowClient for sweeps: works with a server URI or a `file:` store."""
+
+    def __init__(self, tracking_uri: str, experiment: str):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # clean job logs
+        if tracking_uri.startswith("file:"):  # MLflow 3 keeps file stores behind an opt-in
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        self.experiment = experiment
+
+    # ---- sweeps ------------------------------------------------------------------------
+    def start_sweep(self, name: str, key: str, params: dict, tags: dict | None = None) -> str:
+        """The parent run of a sweep: reused when the same sweep (same key) is re-submitted."""
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.`{SWEEP_KEY}` = '{key}'", max_results=1, order_by=["start_time DESC"]
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={SWEEP_KEY: key, KIND: "sweep", **(tags or {})}
+        )
+        self.client.log_batch(run.info.run_id, params=_params(params))
+        return run.info.run_id
+
+    def finish_sweep(self, run_id: str, metrics: dict, files: list | None = None, status="FINISHED") -> None:
+        self.client.log_batch(run_id, metrics=_metrics(metrics))
+        for path in files or []:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, status)
+
+    # ---- units -------------------------------------------------------------------------
+    def finished_units(self, parent_run_id: str | None = None) -> dict[str, str]:
+        """unit key -> run id of every FINISHED unit run (of a parent, or of the experiment)."""
+        query = f"tags.`{KIND}` = 'unit' and attributes.status = 'FINISHED'"
+        if parent_run_id:
+            query += f" and tags.`{PARENT}` = '{parent_run_id}'"
+        found, token = {}, None
+        while True:
+            page = self.client.search_runs([self.experiment_id], query, max_results=10_000, page_token=token)
+            for run in page:
+                found[run.data.tags[UNIT_KEY]] = run.info.run_id
+            token = page.token
+            if not token:
+                return found
+
+    def _drop_unfinished(self, key: str) -> int:
+        stale = self.client.search_runs(
+            [self.experiment_id], f"tags.`{UNIT_KEY}` = '{key}' and attributes.status != 'FINISHED'"
+        )
+        for run in stale:
+            self.client.delete_run(run.info.run_id)
+        return len(stale)
+
+    def log_unit(
+        self,
+        parent_run_id: str,
+        key: str,
+        name: str,
+        params: dict,
+        metrics: dict,
+        tables: dict[str, pa.Table] | None = None,
+        tags: dict | None = None,
+    ) -> str:
+        """Write one finished unit as a child run: params/metrics batched, tables as Parquet."""
+        self._drop_unfinished(key)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={PARENT: parent_run_id, UNIT_KEY: key, KIND: "unit", **(tags or {})},
+        )
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, metrics=_metrics(metrics), params=_params(params))
+        if tables:
+            with tempfile.TemporaryDirectory() as tmp:
+                for filename, table in tables.items():
+                    path = Path(tmp) / filename
+                    pq.write_table(table, path, compression="zstd")
+                    self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    def load_table(self, run_id: str, filename: str) -> pa.Table:
+        """A Parquet artifact of a run, read back."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(run_id, filename, tmp)
+            return pq.read_table(path)
