@@ -8,7 +8,8 @@ parent run) are ignored. What each kind needs from a run:
   correlation  params space, variant, replicate; artifact proxy.parquet: columns proxy, target
                (one row per evaluated cell)                                          -> table 4.3
   oneshot      params space, method (RS_bs, GS_bs, RS_ws, GS_ws); artifact trajectory.parquet:
-               columns time, regret (one row per evaluation)                          -> tables 4.4/4.5
+               columns regret and a clock, `time`, else `sim_time`, else `step` (or
+               --time-column), one row per evaluation                                 -> tables 4.4/4.5
   bone-age     param model; artifact predictions.parquet: columns sex, chronological_age,
                bone_age, predicted, pathological, predicted_pathological [, patient_id] -> 6.1-6.3
   readers      params reader, condition (aided / unaided); one metric per measure      -> table 2.1
@@ -35,6 +36,7 @@ DEFAULT_ARTIFACTS = {
     "oneshot": "trajectory.parquet",
     "bone-age": "predictions.parquet",
 }
+TIME_COLUMNS = ("time", "sim_time", "step")  # the clock of a trajectory, in order of preference
 REQUIRED_PARAMS = {
     "correlation": ("space", "variant", "replicate"),
     "oneshot": ("space", "method"),
@@ -64,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("--pairs", default=None, help="oneshot: A:B,... (default RS_bs:RS_ws,RS_bs:GS_ws,...)")
     table.add_argument("--scale", type=float, default=100.0, help="oneshot: regret multiplier (default 100)")
     table.add_argument("--welch", action="store_true", help="oneshot: Welch's t-test instead of Student's")
+    table.add_argument(
+        "--time-column", default=None, help="oneshot: the clock column (default time/sim_time/step)"
+    )
     table.add_argument("--n-resamples", type=int, default=10_000, help="bone-age: bootstrap resamples")
     table.add_argument("--seed", type=int, default=0, help="bone-age: bootstrap seed")
     table.add_argument(
@@ -103,6 +108,21 @@ def _readers_long(runs: pa.Table) -> pa.Table:
     return pa.Table.from_pandas(long[["reader", "metric", "condition", "value"]], preserve_index=False)
 
 
+def _with_clock(data: pa.Table, requested: str | None) -> pa.Table:
+    """The trajectories with their clock column named `time` (as stats.tables expects)."""
+    candidates = [requested] if requested else list(TIME_COLUMNS)
+    found = next((c for c in candidates if c in data.column_names), None)
+    if found is None:
+        raise ValueError(
+            f"trajectories have no clock column {' / '.join(candidates)}; columns: {data.column_names}"
+        )
+    if found == "time":
+        return data
+    if "time" in data.column_names:
+        data = data.drop_columns(["time"])
+    return data.rename_columns(["time" if c == found else c for c in data.column_names])
+
+
 def _pairs(text: str | None):
     if text is None:
         return tables.THESIS_PAIRS
@@ -130,7 +150,11 @@ def build(args) -> tables.Report:
         return tables.correlation_report(data, method=args.method, level=level)
     if args.kind == "oneshot":
         return tables.oneshot_report(
-            data, pairs=_pairs(args.pairs), scale=args.scale, equal_var=not args.welch, level=level
+            _with_clock(data, args.time_column),
+            pairs=_pairs(args.pairs),
+            scale=args.scale,
+            equal_var=not args.welch,
+            level=level,
         )
     return tables.bone_age_report(data, level=level, n_resamples=args.n_resamples, seed=args.seed)
 

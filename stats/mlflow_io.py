@@ -54,9 +54,11 @@ def _experiment(client, experiment: str):
         except MlflowException:
             found = None
     if found is None:
-        known = sorted(e.name for e in client.search_experiments())
+        known = sorted(e.name for e in client.search_experiments(max_results=1000))
+        shown = ", ".join(map(repr, known[:10])) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
         raise ExperimentNotFound(
-            f"no MLflow experiment named {experiment!r} at {client.tracking_uri}; experiments there: {known}"
+            f"no MLflow experiment named {experiment!r} at {client.tracking_uri}; "
+            f"experiments there: {shown or 'none'}"
         )
     return found
 

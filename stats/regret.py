@@ -69,6 +69,10 @@ def _frame(table, time: str, value: str, run: str, extra: tuple[str, ...] = ()) 
         raise ValueError(f"column {time!r} has NaN or infinite values")
     if frame[run].isna().any():
         raise ValueError(f"column {run!r} has missing run ids")
+    values = frame[value].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        bad = frame.loc[~np.isfinite(values), run].unique()[:5].tolist()
+        raise ValueError(f"column {value!r} has NaN or infinite values (runs {bad})")
     return frame
 
 

@@ -207,11 +207,19 @@ def populate(store: MlflowStore) -> dict:
     keep = traj.groupby("method").run_id.unique().apply(lambda r: list(r[:4])).sum()
     traj = traj[traj.run_id.isin(keep)]
     for (space, method, _run), group in traj.groupby(["space", "method", "run_id"], sort=False):
+        # Logged as cluster.baselines logs a search: clocks `step` and `sim_time`, no `time` column.
+        logged = pd.DataFrame(
+            {
+                "step": np.arange(1, len(group) + 1),
+                "sim_time": group.time.to_numpy(),
+                "regret": group.regret.to_numpy(),
+            }
+        )
         store.run(
             exp,
             params={"space": space, "method": method},
             parent=parent,
-            artifacts={"trajectory.parquet": group[["time", "regret"]]},
+            artifacts={"trajectory.parquet": logged},
         )
     ids["trajectories"] = traj
 

@@ -77,6 +77,17 @@ def test_oneshot_table(mlflow_store, tmp_path):
     assert got.pair.tolist() == ["RS_bs - RS_ws", "RS_bs - GS_ws", "GS_bs - RS_ws", "GS_bs - GS_ws"]
 
 
+def test_oneshot_on_another_clock(mlflow_store, tmp_path, capsys):
+    store, _ = mlflow_store
+    args = ["oneshot", "--experiment", "oneshot", "--pairs", "RS_bs:RS_ws"]
+    code, out = _run(store, tmp_path, *args, "--time-column", "step")
+    assert code == 0
+    got = _frame(out / "oneshot.parquet")
+    assert got.pair.tolist() == ["RS_bs - RS_ws"] and got.budget.tolist() == [1.0]  # WS runs start at step 1
+    code, _ = _run(store, tmp_path, *args, "--time-column", "seconds")
+    assert code == 2 and "no clock column seconds" in capsys.readouterr().err
+
+
 def test_bone_age_table(mlflow_store, tmp_path):
     store, ids = mlflow_store
     code, out = _run(

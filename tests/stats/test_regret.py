@@ -167,5 +167,7 @@ def test_bad_input():
         align_runs(_two_runs(), [])
     with pytest.raises(ValueError, match="NaN or infinite"):
         regret_curve(_two_runs().assign(time=[1.0, np.nan, 2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match="'regret' has NaN or infinite values \\(runs \\['b'\\]\\)"):
+        regret_curve(_two_runs().assign(regret=[5.0, 3.0, np.nan, 1.0, 4.0]))
     with pytest.raises(ValueError, match="unknown not_started 'later'"):
         regret_at(_two_runs(), 3.0, not_started="later")
