@@ -192,7 +192,10 @@ def oneshot_report(
             except ValueError as exc:
                 raise ValueError(f"{where}, method {a!r}: {exc}") from None
             rb = regret_at(runs[runs["method"] == b], budget, "first")["regret"].to_numpy()
-            result = compare(ra * scale, rb * scale, equal_var=equal_var, level=level)
+            try:
+                result = compare(ra * scale, rb * scale, equal_var=equal_var, level=level)
+            except ValueError as exc:
+                raise ValueError(f"{where}, pair {a} - {b}: {exc}") from None
             rows.append(
                 {
                     "space": space,
@@ -406,13 +409,16 @@ def readers_report(
         if incomplete:
             raise ValueError(f"metric {metric!r}: reader(s) {incomplete} lack an aided or unaided value")
         alternative = "less" if metric in lower else "greater"
-        r = compare(
-            wide[aided].to_numpy(float),
-            wide[unaided].to_numpy(float),
-            paired=True,
-            alternative=alternative,
-            level=level,
-        )
+        try:
+            r = compare(
+                wide[aided].to_numpy(float),
+                wide[unaided].to_numpy(float),
+                paired=True,
+                alternative=alternative,
+                level=level,
+            )
+        except ValueError as exc:
+            raise ValueError(f"metric {metric!r}: {exc}") from None
         rows.append(
             {
                 "metric": metric,

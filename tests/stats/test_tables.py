@@ -79,6 +79,9 @@ def test_oneshot_report_with_given_budgets_and_pairs(trajectories):
         oneshot_report(trajectories, pairs=[("X", "Y")])
     with pytest.raises(ValueError, match="method 'RS_bs': .* no evaluation by time"):
         oneshot_report(trajectories, budgets=0.1)
+    one_ws_run = trajectories[(trajectories.method != "RS_ws") | trajectories.run_id.str.endswith("-0")]
+    with pytest.raises(ValueError, match="space 'A1', pair RS_bs - RS_ws: b needs at least 2 values"):
+        oneshot_report(one_ws_run)
 
 
 def test_bone_age_report_matches_direct_bootstraps(bone_age):
@@ -159,6 +162,8 @@ def test_readers_report_bad_input(readings):
         readers_report(readings, lower_is_better=["FPP"])
     with pytest.raises(ValueError, match="several values"):
         readers_report(pd.concat([readings, readings.iloc[:1]]))
+    with pytest.raises(ValueError, match="metric 'SE_pw': a needs at least 2 values"):
+        readers_report(readings[readings.reader == "R0"])
 
 
 @pytest.mark.parametrize(
