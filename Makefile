@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint bench clean
+.PHONY: setup run test test-slow lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,25 @@ setup: $(STAMP)
 	@$(PY) -c "from core.nb101.native import build; import sys; sys.exit(build() is None)" \
 		|| echo "warning: no C compiler, NB-101 hashing and CRC checks fall back to plain Python (slow)"
 
-run: setup
-	$(PY) jobs/nb101_space.py
+run: setup mlflow-start
+	$(PY) jobs/nb101_baselines.py
+
+# The MLflow tracking server (SQLite + local artifacts, 127.0.0.1:5000); reused when running.
+mlflow-start: setup
+	$(PY) -m mlflow_server start
+
+mlflow-stop:
+	$(PY) -m mlflow_server stop
+
+# A local Ray cluster for `ray job submit` (bound to 127.0.0.1), and a submission through it.
+ray-up: setup
+	$(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 --dashboard-host 127.0.0.1 --disable-usage-stats
+
+ray-down:
+	$(VENV)/bin/ray stop
+
+submit-baselines: setup mlflow-start
+	$(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_baselines.py $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.runtime import wait_all
 from cluster.tracking import Tracker
 from core.progress import Progress
 
@@ -62,10 +61,63 @@ def maybe_die(unit: Unit, fault: dict | None) -> None:
         os._exit(17)
 
 
+@dataclass(frozen=True)
+class Node:
+    """A unit in a dependency graph: `launch(unit, dep_results)` starts it on Ray and returns an
+    ObjectRef; `reuse(unit, run_id)` rebuilds the result of a unit finished in an earlier run."""
+
+    unit: Unit
+    launch: Callable
+    deps: tuple[str, ...] = ()
+    reuse: Callable | None = None
+
+
 @dataclass
 class SweepRun:
-    results: dict  # key -> what the unit task returned (for units run now)
+    results: dict  # key -> result of every unit (run now or reused)
+    ran: set  # keys run now
     skipped: dict  # key -> run id of units already finished before
+
+
+def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> SweepRun:
+    """Run every unfinished node as soon as the nodes it depends on have results.
+
+    Ray queues the launched work on the resources each asked for (GPUs, CPUs), so the devices
+    stay busy while the driver only tracks readiness and prints progress.
+    """
+    import ray
+
+    by_key = {n.unit.key: n for n in nodes}
+    if len(by_key) != len(nodes):
+        raise ValueError("two units of the sweep have the same key: their configs are identical")
+    missing = {d for n in nodes for d in n.deps if d not in by_key}
+    if missing:
+        raise ValueError(f"units depend on unknown units: {sorted(missing)[:3]}")
+    finished = tracker.finished_units()
+    skipped = {k: finished[k] for k in by_key if k in finished}
+    results = {}
+    for key, run_id in skipped.items():
+        node = by_key[key]
+        results[key] = node.reuse(node.unit, run_id) if node.reuse else {"key": key, "run_id": run_id}
+    pending = [n for n in nodes if n.unit.key not in results]
+    print(
+        f"{label}: {len(nodes)} units, {len(skipped)} already finished in MLflow (skipped), "
+        f"{len(pending)} to run"
+    )
+    progress = Progress(len(pending), label, unit="units", every=10) if pending else None
+    in_flight: dict = {}
+    while pending or in_flight:
+        ready = [n for n in pending if all(d in results for d in n.deps)]
+        for node in ready:
+            in_flight[node.launch(node.unit, {d: results[d] for d in node.deps})] = node.unit.key
+            pending.remove(node)
+        if not in_flight:
+            raise RuntimeError(f"{len(pending)} units can never start: their dependencies form a cycle")
+        done, _ = ray.wait(list(in_flight), num_returns=1)
+        for ref in done:
+            results[in_flight.pop(ref)] = ray.get(ref)
+            progress.update()
+    return SweepRun(results, set(by_key) - set(skipped), skipped)
 
 
 def run_units(
@@ -76,24 +128,18 @@ def run_units(
     max_retries: int = 3,
     label: str = "units",
 ) -> SweepRun:
-    """Launch every unfinished unit as `task(unit, target, fault, *shared_refs)` on Ray."""
+    """Independent units as Ray tasks `task(unit, target, fault, *shared)`; shared inputs are
+    put in the object store once."""
     import ray
 
-    keys = [u.key for u in units]
-    if len(set(keys)) != len(keys):
-        raise ValueError("two units of the sweep have the same key: their configs are identical")
-    finished = target.tracker().finished_units()
-    skipped = {u.key: finished[u.key] for u in units if u.key in finished}
-    todo = [u for u in units if u.key not in finished]
-    print(
-        f"{label}: {len(units)} units, {len(skipped)} already finished in MLflow (skipped), "
-        f"{len(todo)} to run"
-    )
-    if not todo:
-        return SweepRun({}, skipped)
-    refs_shared = tuple(ray.put(x) for x in shared)  # once, not once per task
     remote = ray.remote(task).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
+    refs_shared: tuple = ()
     fault = fault_hook()
-    refs = [remote.remote(u, target, fault, *refs_shared) for u in todo]
-    results = wait_all(refs, Progress(len(todo), label, unit="units", every=10))
-    return SweepRun({r["key"]: r for r in results}, skipped)
+
+    def launch(unit, _deps):
+        nonlocal refs_shared
+        if not refs_shared and shared:
+            refs_shared = tuple(ray.put(x) for x in shared)  # once, not once per task
+        return remote.remote(unit, target, fault, *refs_shared)
+
+    return run_graph([Node(u, launch) for u in units], target.tracker(), label)

@@ -129,6 +129,57 @@ class Tracker:
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
+    # ---- long units that checkpoint (supernet training) --------------------------------
+    def open_unit(
+        self, parent_run_id: str, key: str, name: str, params: dict, tags: dict | None = None
+    ) -> str:
+        """The run of a resumable unit: an unfinished run of the same key is reopened (its
+        checkpoints are where the unit resumes from), else a new run is created."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{UNIT_KEY}` = '{key}' and attributes.status != 'FINISHED'",
+            order_by=["start_time DESC"],
+        )
+        if runs:
+            for stale in runs[1:]:
+                self.client.delete_run(stale.info.run_id)
+            self.client.update_run(runs[0].info.run_id, status="RUNNING")
+            return runs[0].info.run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={PARENT: parent_run_id, UNIT_KEY: key, KIND: "unit", **(tags or {})},
+        )
+        self.client.log_batch(run.info.run_id, params=_params(params))
+        return run.info.run_id
+
+    def save_blob(self, run_id: str, path: str, blob: bytes) -> None:
+        """Store bytes as an artifact at `path` (same path: replaced), written atomically here."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(path).name
+            local.write_bytes(blob)
+            folder = str(Path(path).parent) if str(Path(path).parent) != "." else None
+            self.client.log_artifact(run_id, str(local), folder)
+
+    def load_blob(self, run_id: str, path: str) -> bytes | None:
+        """An artifact's bytes, or None when the run has no such artifact."""
+        folder = str(Path(path).parent) if str(Path(path).parent) != "." else None
+        names = {f.path for f in self.client.list_artifacts(run_id, folder)}
+        if path not in names:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.client.download_artifacts(run_id, path, tmp)).read_bytes()
+
+    def close_unit(self, run_id: str, metrics: dict, tables: dict[str, pa.Table] | None = None) -> None:
+        """Final metrics and tables of a resumable unit, then FINISHED."""
+        self.client.log_batch(run_id, metrics=_metrics(metrics))
+        for filename, table in (tables or {}).items():
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / filename
+                pq.write_table(table, path, compression="zstd")
+                self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+
     def load_table(self, run_id: str, filename: str) -> pa.Table:
         """A Parquet artifact of a run, read back."""
         with tempfile.TemporaryDirectory() as tmp:

@@ -127,21 +127,21 @@ def main(argv=None) -> int:
         max_retries=config.max_retries,
         label="baseline searches",
     )
-    steps = {key: r["steps"] for key, r in outcome.results.items()}
+    steps = {key: outcome.results[key]["steps"] for key in outcome.ran}
     for key, run_id in outcome.skipped.items():  # finished earlier: read back what was logged
         steps[key] = change_points(tracker.load_table(run_id, "trajectory.parquet"))
     out_dir = Path(config.output_dir)
     table, files = report(config, curves_table(units, steps), out_dir)
     metrics = {
         "units": len(units),
-        "units_run": len(outcome.results),
+        "units_run": len(outcome.ran),
         "units_skipped": len(outcome.skipped),
         "wall_seconds": time.perf_counter() - start,
     }
     tracker.finish_sweep(parent, metrics, files)
     print((out_dir / "final_regret.md").read_text())
     print(
-        f"{len(units)} units ({len(outcome.results)} run, {len(outcome.skipped)} reused) in "
+        f"{len(units)} units ({len(outcome.ran)} run, {len(outcome.skipped)} reused) in "
         f"{metrics['wall_seconds']:.0f} s; results in {out_dir}/ and MLflow run {parent} at {uri} "
         f"(experiment {config.experiment!r})"
     )

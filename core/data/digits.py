@@ -6,23 +6,18 @@ train thousands of cells on a laptop CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
+
+from core.data.images import Split
 
 SPLIT_SEED = 0
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # train / validation / test
 
 
-@dataclass(frozen=True)
-class Split:
-    x: torch.Tensor  # (N, 1, 8, 8) float32 in [0, 1]
-    y: torch.Tensor  # (N,) int64
-
-
 def digits_splits(seed: int = SPLIT_SEED) -> dict[str, Split]:
-    """Stratified train/validation/test split of the digits, identical on every machine."""
+    """Stratified train/validation/test split of the digits ((N, 1, 8, 8) in [0, 1]), the same
+    on every machine."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
