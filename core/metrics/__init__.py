@@ -1,0 +1,1 @@
+"""Metrics of the clinical tasks: detection (patient-, fracture-wise, ROC/FROC), bone age."""
