@@ -71,7 +71,7 @@ def resolve_config(args) -> BaselinesConfig:
     return load_config(BaselinesConfig, args.config, overrides)
 
 
-def tracking_uri(config: BaselinesConfig) -> str:
+def tracking_uri(config) -> str:
     """The configured URI, else the project's local MLflow server (started if needed)."""
     if config.tracking_uri:
         return config.tracking_uri

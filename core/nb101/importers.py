@@ -251,7 +251,15 @@ def _safe_scalar(dtype, data=None):
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
+def _safe_encode(text, encoding="utf-8"):
+    """`_codecs.encode`, which protocol-2 pickles use for bytes: data in, data out."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode(encoding)
+
+
 _ALLOWED = {
+    ("_codecs", "encode"): _safe_encode,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _safe_dtype,
     ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
