@@ -104,10 +104,11 @@ def main(argv=None) -> int:
         if config.benchmark is None
         else ""
     )
+    recipe = config.recipe(spaces[0], "uniform", 0)
     print(
-        f"preset {args.preset}; benchmark {bench.source}{embedded}; spaces {spaces}; variants {config.variants}; "
-        f"{config.supernets} supernets x {config.cells} cells; recipe {config.recipe(spaces[0], 'uniform', 0).dataset}, "
-        f"{config.recipe(spaces[0], 'uniform', 0).epochs} epochs"
+        f"preset {args.preset}; benchmark {bench.source}{embedded}; spaces {spaces}; "
+        f"variants {config.variants}; {config.supernets} supernets x {config.cells} cells; "
+        f"recipe: {recipe.dataset}, {recipe.epochs} epochs, {recipe.stem_filters} filters"
     )
     from jobs.nb101_baselines import tracking_uri
 
