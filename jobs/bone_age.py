@@ -1,0 +1,141 @@
+"""Bone-age sweep (thesis chapter 6): the table 6.1 variants on Ray, tracked in MLflow.
+
+Usage:
+    python jobs/bone_age.py [--config FILE] [--preset embedded|thesis] [--variants rsna,rhpe+ca]
+        [--epochs N] [--rsna-csv F --rsna-images D] [--rhpe-csv F --rhpe-images D]
+        [--clinical-csv F --clinical-images D] [--pretrained CKPT] [--tracking-uri URI]
+        [--set train.lr=1e-4 ...]
+    ray job submit --working-dir . -- python jobs/bone_age.py ...
+
+Without datasets it runs on the embedded synthetic set (generated once by this project) with
+the small "embedded" recipe preset; with datasets, the thesis recipe (ConvNeXt-Small, 600x600).
+Each variant is a child run of the sweep's parent run; re-running the same sweep re-runs
+nothing finished, and an interrupted variant resumes from its last epoch checkpoint. Tables
+6.1-6.3, the reader comparison, fig. 6.4 and the weight plots go to --output-dir and the parent run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
+
+from cluster.boneage import (  # noqa: E402
+    VARIANTS,
+    dotted_overrides,
+    load_job_config,
+    plan,
+    prepare_data,
+    preset_note,
+    report,
+    run_sweep,
+)
+from cluster.scheduler import TrackingTarget  # noqa: E402
+from cluster.tracking import Tracker, stable_key  # noqa: E402
+from core.config import ConfigError, parse_override  # noqa: E402
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="YAML or JSON file with BoneAgeJobConfig keys")
+    p.add_argument("--preset", choices=["auto", "embedded", "thesis"])
+    p.add_argument("--variants", type=_csv, help=f"some of {','.join(VARIANTS)}")
+    p.add_argument("--epochs", type=int)
+    for name in ("rsna", "rhpe", "clinical"):
+        p.add_argument(f"--{name}-csv")
+        p.add_argument(f"--{name}-images")
+    p.add_argument("--pretrained", help="local ImageNet-22k ConvNeXt checkpoint (.safetensors/.pth)")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--ray-address")
+    p.add_argument("--output-dir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key, dotted")
+    return p.parse_args(argv)
+
+
+def resolve_config(args):
+    pairs = {
+        "preset": args.preset,
+        "variants": args.variants,
+        "train.epochs": args.epochs,
+        "model.pretrained": args.pretrained,
+        "tracking_uri": args.tracking_uri,
+        "ray_address": args.ray_address,
+        "output_dir": args.output_dir,
+    }
+    for name in ("rsna", "rhpe", "clinical"):
+        csv, images = getattr(args, f"{name}_csv"), getattr(args, f"{name}_images")
+        if (csv is None) != (images is None):
+            raise ConfigError(f"--{name}-csv and --{name}-images go together")
+        pairs[f"data.{name}.csv"], pairs[f"data.{name}.images"] = csv, images
+    pairs.update(dict(parse_override(s) for s in args.set))
+    return load_job_config(args.config, dotted_overrides(pairs))
+
+
+def tracking_uri(config) -> str:
+    """The configured URI, else the project's local MLflow server (started if needed)."""
+    if config.tracking_uri:
+        return config.tracking_uri
+    from mlflow_server.server import start
+
+    url = start()
+    print(f"MLflow tracking server: {url}")
+    return url
+
+
+def main(argv=None) -> int:
+    from core.boneage.records import DataError
+
+    try:
+        config = resolve_config(parse_args(argv))
+        print(f"recipe: {preset_note(config)}")
+        data = prepare_data(config)
+    except (ConfigError, DataError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    print(f"data: {data.note}")
+    if not config.model.pretrained:
+        print("weights: random initialisation (no local ImageNet checkpoint given: --pretrained)")
+    units = plan(config, data)
+    uri = tracking_uri(config)
+    tracker = Tracker(uri, config.experiment)
+    sweep_key = stable_key({"units": sorted(u.key for u in units)})
+    parent = tracker.start_sweep(
+        config.sweep_name,
+        sweep_key,
+        config.model_dump(),
+        tags={"data": data.note[:5000], "preset": config.preset, "recipe": preset_note(config)},
+    )
+    target = TrackingTarget(uri, config.experiment, parent)
+    try:
+        outcome = run_sweep(config, units, data, target)
+        out_dir = Path(config.output_dir)
+        markdown, files = report(config, units, outcome.results, data, out_dir)
+    except BaseException:
+        tracker.finish_sweep(parent, {}, status="FAILED")
+        raise
+    metrics = {
+        "units": len(units),
+        "units_run": len(outcome.ran),
+        "units_skipped": len(outcome.skipped),
+        "wall_seconds": time.perf_counter() - start,
+    }
+    tracker.finish_sweep(parent, metrics, files)
+    print(markdown)
+    print(
+        f"{len(units)} variants ({len(outcome.ran)} trained, {len(outcome.skipped)} reused) in "
+        f"{metrics['wall_seconds']:.0f} s; results in {out_dir}/ and MLflow run {parent} at {uri} "
+        f"(experiment {config.experiment!r})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
