@@ -183,7 +183,8 @@ def load_rsna(source: RsnaSource, csv_path: str | None = None, images: str | Non
     """RSNA layout: CSV `id, boneage, male` (months, True/False) + a folder of `<id>.png`."""
     path, folder = Path(csv_path or source.csv), Path(images or source.images)
     names = _columns(source, {"id": "id", "bone_age": "boneage", "male": "male"})
-    rows, _ = _read_csv(path, names, {})
+    rows, found = _read_csv(path, names, {})
+    names = names | found  # the CSV's own spelling in messages
     _unique_ids(path, rows, names["id"])
     out = []
     for row, image in zip(rows, resolve_images(path, folder, rows, source.extensions)):
@@ -212,7 +213,8 @@ def load_rhpe(source: RhpeSource, csv_path: str | None = None, images: str | Non
     names = _columns(
         source, {"id": "id", "bone_age": "boneage", "male": "male", "chronological_age": "chronological"}
     )
-    rows, _ = _read_csv(path, names, {})
+    rows, found = _read_csv(path, names, {})
+    names = names | found  # the CSV's own spelling in messages
     _unique_ids(path, rows, names["id"])
     out = []
     for row, image in zip(rows, resolve_images(path, folder, rows, source.extensions)):
@@ -257,6 +259,7 @@ def load_clinical(source: ClinicalSource) -> pd.DataFrame:
         k: names[k] for k in ("bone_age", "bone_age_1", "bone_age_2", "reference_bone_age", "patient_id")
     }
     rows, found = _read_csv(path, required, optional)
+    names = names | found
     two_readers = "bone_age_1" in found and "bone_age_2" in found
     if not two_readers and "bone_age" not in found:
         raise DataError(

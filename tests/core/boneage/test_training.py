@@ -1,0 +1,135 @@
+"""Trainer: it learns on the synthetic set, resumes exactly, accumulates gradients exactly,
+weights the loss, averages the TTA views and reads checkpoints safely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.boneage.config import PRESETS, ModelConfig, SyntheticConfig, TrainConfig, deep_merge
+from core.boneage.records import load_rsna, split_patients
+from core.boneage.synthetic import synthetic_sources, write_synthetic
+from core.boneage.training import Trainer
+
+MODEL = ModelConfig(**PRESETS["embedded"]["model"])
+
+
+def _train_config(**changes) -> TrainConfig:
+    return TrainConfig(**deep_merge(PRESETS["embedded"]["train"], {"image_size": 32} | changes))
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+    root = write_synthetic(
+        SyntheticConfig(n_rsna=600, n_rhpe=4, n_clinical=8, image_size=40, seed=11),
+        tmp_path_factory.mktemp("learn") / "synthetic",
+    )
+    frame = load_rsna(synthetic_sources(root)[0])
+    return split_patients(frame, 0.2, seed=0)
+
+
+def test_training_lowers_validation_mae_well_below_predicting_the_mean(small_split):
+    train, val = small_split
+    trainer = Trainer(MODEL, _train_config(epochs=12), train, val, name="learn", log=lambda s: None)
+    history = trainer.fit()
+    mean_mae = float(np.mean(np.abs(val["bone_age"] - train["bone_age"].mean())))
+    initial = history[0]["val_mae"]
+    final = trainer.val_mae(tta=True)
+    print(f"val MAE: initial {initial:.2f}, final (TTA) {final:.2f}, predicting the mean {mean_mae:.2f}")
+    assert history[0]["epoch"] == 0 and history[-1]["epoch"] == 12
+    assert final < 0.6 * mean_mae
+    assert final < 0.6 * initial
+
+
+@pytest.fixture(scope="module")
+def tiny_split(small_split):
+    train, val = small_split
+    return train.iloc[:24].reset_index(drop=True), val.iloc[:8].reset_index(drop=True)
+
+
+def _params(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resumed_training_ends_with_the_same_weights(tiny_split, tmp_path):
+    train, val = tiny_split
+    cfg = _train_config(epochs=3, batch_size=8)
+    straight = Trainer(MODEL, cfg, train, val, log=lambda s: None)
+    straight.fit()
+
+    first = Trainer(MODEL, cfg, train, val, log=lambda s: None)
+    first.train_epoch()
+    path = first.save(tmp_path / "ckpt" / "last.pt")
+    assert not list(path.parent.glob("*.tmp-*"))
+    resumed = Trainer(MODEL, cfg, train, val, log=lambda s: None)
+    torch.manual_seed(999)  # a fresh process: different global RNG state
+    resumed.load(path)
+    assert resumed.epoch == 1
+    resumed.fit()
+    a, b = _params(straight), _params(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(straight.ema.module.head[-1].weight, resumed.ema.module.head[-1].weight)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+
+
+def test_checkpoint_of_another_recipe_is_refused(tiny_split):
+    train, val = tiny_split
+    a = Trainer(MODEL, _train_config(epochs=2, batch_size=8), train, val, log=lambda s: None)
+    b = Trainer(MODEL, _train_config(epochs=2, batch_size=8, lr=1e-4), train, val, log=lambda s: None)
+    with pytest.raises(ValueError, match="different model/recipe"):
+        b.restore_bytes(a.checkpoint_bytes())
+
+
+def test_gradient_accumulation_matches_the_full_batch(tiny_split):
+    train, _ = tiny_split
+    cfg = _train_config(epochs=1, batch_size=8, augment={"erasing": 0.0})
+    full = Trainer(MODEL, cfg, train, log=lambda s: None)
+    full.train_epoch()
+    acc = Trainer(MODEL, cfg.model_copy(update={"micro_batch_size": 3}), train, log=lambda s: None)
+    acc.train_epoch()
+    a, b = _params(full), _params(acc)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_zero_weight_samples_do_not_train(tiny_split):
+    train, _ = tiny_split
+    cfg = _train_config(epochs=1, batch_size=24, ema_decay=None)
+    w = np.ones(len(train))
+    w[12:] = 0.0
+    shifted = train.copy()
+    shifted.loc[12:, "bone_age"] = 1.0  # labels of zero-weight samples are changed
+    a = Trainer(MODEL, cfg, train, weights=w, log=lambda s: None)
+    b = Trainer(MODEL, cfg, shifted, weights=w, log=lambda s: None)
+    b.model.set_normalisation(a.model.target_mean, a.model.target_std)  # same target scaling
+    a.train_epoch()
+    b.train_epoch()
+    pa, pb = _params(a), _params(b)
+    assert all(torch.allclose(pa[k], pb[k], atol=1e-6) for k in pa)
+    c = Trainer(MODEL, cfg, shifted, log=lambda s: None)  # unweighted: the labels do matter
+    c.model.set_normalisation(a.model.target_mean, a.model.target_std)
+    c.train_epoch()
+    pc = _params(c)
+    assert not all(torch.allclose(pa[k], pc[k], atol=1e-6) for k in pa)
+
+
+def test_tta_prediction_is_the_mean_of_the_four_flips(tiny_split):
+    train, val = tiny_split
+    trainer = Trainer(MODEL, _train_config(epochs=1, batch_size=8), train, val, log=lambda s: None)
+    trainer.train_epoch()
+    tta = trainer.predict(val, tta=True)
+    model = trainer.inference_model.eval()
+    x = trainer.val_images.cached
+    male = trainer.val_labels.male
+    with torch.no_grad():
+        views = [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)]
+        manual = model.to_months(torch.stack([model(v, male) for v in views]).mean(0)).numpy()
+    np.testing.assert_allclose(tta, manual, rtol=1e-5)
+    plain = trainer.predict(val, tta=False)
+    assert not np.allclose(tta, plain)
+
+
+def test_ca_model_needs_chronological_ages(tiny_split):
+    train, _ = tiny_split
+    with pytest.raises(ValueError, match="RSNA has none"):
+        Trainer(MODEL, _train_config(epochs=1), train, use_ca=True, log=lambda s: None)
