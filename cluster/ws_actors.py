@@ -37,6 +37,20 @@ def resources(num_gpus: float) -> dict:
     return {"num_gpus": gpus, "num_cpus": 1}
 
 
+def evaluator_pool_size(wanted: int, gpus_per_evaluator: float, gpus_per_trainer: float) -> int:
+    """How many evaluators can live for the whole sweep and still leave room for a trainer.
+
+    Evaluator actors hold their resources while they live; a pool that took every GPU (or every
+    CPU) would leave the supernets still to train waiting forever.
+    """
+    res = ray.cluster_resources()
+    if res.get("GPU", 0) > 0 and gpus_per_evaluator > 0:
+        room = int((res["GPU"] - gpus_per_trainer) // gpus_per_evaluator)
+    else:
+        room = int(res.get("CPU", 1)) - 1
+    return max(1, min(wanted, room))
+
+
 @ray.remote(max_restarts=2, max_task_retries=2)
 class SupernetTrainerActor:
     """Trains one supernet; resumes from the last checkpoint of its MLflow run after a restart."""
@@ -104,6 +118,7 @@ class ArchEvaluatorActor:
         self.target = target
         self.device = assigned_device()
         self.scorers: dict[str, CellScorer] = {}
+        self.cache: dict[tuple, dict] = {}  # (supernet run, mode) -> hash -> (proxy, seconds)
 
     def _scorer(self, run_id: str, cfg: SupernetConfig, bn_seed: int) -> CellScorer:
         if run_id not in self.scorers:
@@ -132,3 +147,19 @@ class ArchEvaluatorActor:
         seconds = time.perf_counter() - start
         table = pa.table(columns)
         return table.replace_schema_metadata({"seconds": f"{seconds:.3f}", "device": self.device})
+
+    def score_specs(self, supernet_run_id: str, config: dict, specs: list, mode: str = "BNS-FT") -> tuple:
+        """Proxies of cells for a search, with the seconds they cost; cells scored before (by
+        this or another search of the same supernet) come from the cache at their first cost."""
+        cfg = SupernetConfig.model_validate(config)
+        cache = self.cache.setdefault((supernet_run_id, mode), {})
+        todo = [s for s in specs if s.hash not in cache]
+        if todo:
+            scorer = self._scorer(supernet_run_id, cfg, 0)
+            start = time.perf_counter()
+            values = scorer.score(todo, mode)
+            each = (time.perf_counter() - start) / len(todo)
+            for spec, value in zip(todo, values):
+                cache[spec.hash] = (float(value), each)
+        hits = [cache[s.hash] for s in specs]
+        return np.array([h[0] for h in hits]), float(sum(h[1] for h in hits))

@@ -133,7 +133,10 @@ class Study:
         target: TrackingTarget,
         identity: str,
         fault: dict | None = None,
+        replicates: int | None = None,
     ):
+        """Supernets for `replicates` replicates (default config.supernets) of every space and
+        variant; the first config.supernets of them are scored on config.cells random cells."""
         self.config, self.bench, self.spaces, self.target, self.fault = config, bench, spaces, target, fault
         self.identity = identity
         self.cells = {s: space_cells(bench, s) for s in spaces}
@@ -144,23 +147,25 @@ class Study:
             for s in spaces
         }
         self._evaluators = None
-        self._next = 0
         self.nodes: list[Node] = []
         self.evaluations: list[Unit] = []
         self.recipes: dict[str, SupernetConfig] = {}
+        self.supernets: dict[tuple, Unit] = {}
         for space in spaces:
             for variant in config.variants:
                 modes = ["NO-FT", "BNS-FT"] if variant == "uniform" else ["BNS-FT"]
-                for replicate in range(config.supernets):
+                for replicate in range(max(config.supernets, replicates or 0)):
                     recipe = config.recipe(space, variant, replicate)
                     sn = supernet_unit(identity, recipe, replicate)
-                    ev = evaluation_unit(sn, config.cells, modes)
                     self.recipes[sn.key] = recipe
-                    self.nodes.append(Node(sn, self.launch_supernet))
-                    self.nodes.append(
-                        Node(ev, self.launch_evaluation, deps=(sn.key,), reuse=self.reuse_evaluation)
-                    )
-                    self.evaluations.append(ev)
+                    self.supernets[(space, variant, replicate)] = sn
+                    self.nodes.append(Node(sn, self.launch_supernet, reuse=self.reuse_supernet))
+                    if replicate < config.supernets:
+                        ev = evaluation_unit(sn, config.cells, modes)
+                        self.nodes.append(
+                            Node(ev, self.launch_evaluation, deps=(sn.key,), reuse=self.reuse_evaluation)
+                        )
+                        self.evaluations.append(ev)
 
     # ---- launchers ----------------------------------------------------------------------
     def launch_supernet(self, unit: Unit, _deps: dict):
@@ -170,17 +175,22 @@ class Study:
         actor = SupernetTrainerActor.options(**resources(self.config.gpus_per_trainer)).remote(self.target)
         return actor.train.remote(unit, recipe.model_dump(), self.cells[recipe.space], self.fault)
 
-    def _evaluator(self):
-        from cluster.ws_actors import ArchEvaluatorActor, resources
+    def evaluator(self, supernet_key: str):
+        """The evaluator actor of a supernet: always the same one, so it loads the supernet once
+        and its proxy cache serves every search of that supernet."""
+        from cluster.ws_actors import ArchEvaluatorActor, evaluator_pool_size, resources
 
         if self._evaluators is None:
             opts = resources(self.config.gpus_per_evaluator)
-            self._evaluators = [
-                ArchEvaluatorActor.options(**opts).remote(self.target) for _ in range(self.config.evaluators)
-            ]
-        actor = self._evaluators[self._next % len(self._evaluators)]
-        self._next += 1
-        return actor
+            size = evaluator_pool_size(
+                self.config.evaluators, self.config.gpus_per_evaluator, self.config.gpus_per_trainer
+            )
+            self._evaluators = [ArchEvaluatorActor.options(**opts).remote(self.target) for _ in range(size)]
+        return self._evaluators[int(supernet_key[:8], 16) % len(self._evaluators)]
+
+    def reuse_supernet(self, unit: Unit, run_id: str) -> dict:
+        run = self.target.tracker().client.get_run(run_id)
+        return {"key": unit.key, "run_id": run_id, "metrics": dict(run.data.metrics)}
 
     def launch_evaluation(self, unit: Unit, deps: dict):
         supernet = deps[unit.params["supernet"]]
@@ -188,7 +198,9 @@ class Study:
         cells = self.cells[recipe.space]
         rows = CellSampler(cells, seed=1000 + unit.params["replicate"]).unique(self.config.cells)
         modes = unit.params["modes"].split(",")
-        scores = self._evaluator().score.remote(supernet["run_id"], recipe.model_dump(), cells, rows, modes)
+        scores = self.evaluator(unit.params["supernet"]).score.remote(
+            supernet["run_id"], recipe.model_dump(), cells, rows, modes
+        )
         return _log_evaluation.remote(
             unit,
             self.target,

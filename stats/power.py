@@ -57,8 +57,18 @@ def _power(d: float, n1: float, n2: float | None, alpha: float, alternative: str
 
     alt = _SM_ALTERNATIVE[alternative]
     if n2 is None:
-        return float(TTestPower().power(d, nobs=n1, alpha=alpha, alternative=alt))
-    return float(TTestIndPower().power(d, nobs1=n1, ratio=n2 / n1, alpha=alpha, alternative=alt))
+        result = float(TTestPower().power(d, nobs=n1, alpha=alpha, alternative=alt))
+        scale = math.sqrt(n1)
+    else:
+        result = float(TTestIndPower().power(d, nobs1=n1, ratio=n2 / n1, alpha=alpha, alternative=alt))
+        scale = math.sqrt(n1 * n2 / (n1 + n2))
+    if math.isnan(result):  # the noncentral t underflows for huge effects: normal limit instead
+        from scipy.stats import norm
+
+        signed = {"two-sided": abs(d), "greater": d, "less": -d}[alternative]
+        z = norm.ppf(1 - alpha / (2 if alternative == "two-sided" else 1))
+        result = float(norm.cdf(signed * scale - z))
+    return result
 
 
 def power(effect_size, n1, n2=None, alpha: float = 0.05, alternative: str = "two-sided") -> float:
