@@ -12,6 +12,8 @@ scheduler; `report` builds tables 6.1-6.3, the reader comparison, fig. 6.4 and t
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +194,8 @@ def prepare_data(config: BoneAgeJobConfig, verbose: bool = True) -> SweepData:
     from core.boneage.records import load_clinical, load_rhpe, load_rsna, split_patients
     from core.boneage.synthetic import EMBEDDED_NOTE, ensure_synthetic, synthetic_sources
 
+    if config.model.pretrained and not Path(config.model.pretrained).is_file():
+        raise ConfigError(f"model.pretrained: checkpoint file not found: {config.model.pretrained}")
     data = config.data
     if data.embedded:
         root = ensure_synthetic(data.synthetic, verbose=verbose)
@@ -530,7 +534,26 @@ def report(
     config: BoneAgeJobConfig, units: list[Unit], results: dict, data: SweepData, out_dir: Path
 ) -> tuple[str, list[Path]]:
     """Tables 6.1-6.3 (+ reference reader), reader comparison, training summary, fig. 6.4 and
-    the weight plots, written to `out_dir`; returns the Markdown and the files."""
+    the weight plots, written to `out_dir`; returns the Markdown and the files. Everything is
+    built in a temporary folder first, so a failure leaves no half-written report behind."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        markdown, built = _build_report(config, units, results, data, tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = []
+        for path in built:
+            os.replace(path, out_dir / path.name)
+            files.append(out_dir / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return markdown, files
+
+
+def _build_report(
+    config: BoneAgeJobConfig, units: list[Unit], results: dict, data: SweepData, out_dir: Path
+) -> tuple[str, list[Path]]:
     from core.boneage.figures import offset_scatter_figure, weights_figure
     from core.boneage.weights import LABELS
     from core.metrics.boneage import evaluation_frame, offset_correlation

@@ -23,14 +23,18 @@ def _mask(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 
 def flip_rotate(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     n = x.shape[0]
-    h = _mask(n, cfg.hflip, gen).to(x.device)
-    v = _mask(n, cfg.vflip, gen).to(x.device)
-    x = torch.where(h.view(n, 1, 1, 1), x.flip(-1), x)
-    x = torch.where(v.view(n, 1, 1, 1), x.flip(-2), x)
+    h = _mask(n, cfg.hflip, gen)
+    v = _mask(n, cfg.vflip, gen)
     rotate = _mask(n, cfg.rot90, gen)
     turns = torch.randint(1, 4, (n,), generator=gen)
-    if rotate.any() and x.shape[-1] == x.shape[-2]:
-        x = x.clone()
+    if not (h.any() or v.any() or rotate.any()):
+        return x
+    x = x.clone()  # only the selected images are touched
+    for mask, dims in ((h, (-1,)), (v, (-2,))):
+        sel = mask.nonzero().flatten().to(x.device)
+        if len(sel):
+            x[sel] = x[sel].flip(dims)
+    if x.shape[-1] == x.shape[-2]:
         for k in (1, 2, 3):
             sel = (rotate & (turns == k)).nonzero().flatten().to(x.device)
             if len(sel):
@@ -71,19 +75,23 @@ def random_erasing(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Ten
     ew = torch.sqrt(area / ratio).round().clamp(1, wid).long()
     top = (torch.rand(n, generator=gen) * (hgt - eh + 1).float()).long()
     left = (torch.rand(n, generator=gen) * (wid - ew + 1).float()).long()
-    noise = torch.rand(x.shape, generator=gen) * 255.0
-    if not apply.any():
+    idx = apply.nonzero().flatten()
+    if not len(idx):
         return x
+    noise = torch.rand((len(idx), 1, hgt, wid), generator=gen) * 255.0  # only for the erased images
     rows = torch.arange(hgt).view(1, hgt, 1)
     cols = torch.arange(wid).view(1, 1, wid)
-    box = (
-        (rows >= top.view(n, 1, 1))
-        & (rows < (top + eh).view(n, 1, 1))
-        & (cols >= left.view(n, 1, 1))
-        & (cols < (left + ew).view(n, 1, 1))
-        & apply.view(n, 1, 1)
-    ).unsqueeze(1)
-    return torch.where(box.to(x.device), noise.to(x.device, x.dtype), x)
+    t, le, h_, w_ = (
+        top[idx].view(-1, 1, 1),
+        left[idx].view(-1, 1, 1),
+        eh[idx].view(-1, 1, 1),
+        ew[idx].view(-1, 1, 1),
+    )
+    box = ((rows >= t) & (rows < t + h_) & (cols >= le) & (cols < le + w_)).unsqueeze(1)
+    out = x.clone()
+    sel = idx.to(x.device)
+    out[sel] = torch.where(box.to(x.device), noise.to(x.device, x.dtype), x[sel])
+    return out
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

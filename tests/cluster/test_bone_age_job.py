@@ -75,6 +75,8 @@ def test_bad_config_and_bad_data_stop_before_any_run(tmp_path, monkeypatch, caps
     uri = f"file:{tmp_path / 'mlruns'}"
     assert job.main(["--tracking-uri", uri, "--set", "train.epoch=3"]) == 2
     assert "train.epoch" in capsys.readouterr().err
+    assert job.main(["--tracking-uri", uri, "--pretrained", str(tmp_path / "absent.pth")]) == 2
+    assert "model.pretrained: checkpoint file not found" in capsys.readouterr().err
 
     root = write_synthetic(
         SyntheticConfig(n_rsna=8, n_rhpe=4, n_clinical=8, image_size=32), tmp_path / "data"
@@ -165,6 +167,7 @@ def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_p
         row = table[(table["model"] == model) & (table["subgroup"] == "all") & (table["metric"] == "mae")]
         assert row["estimate"].iloc[0] == pytest.approx(mae)
         assert row["ci_low"].iloc[0] <= mae <= row["ci_high"].iloc[0]
+    assert not list(tmp_path.glob(".out.tmp-*"))  # the report was moved into place whole
     md = (out / "bone_age.md").read_text()
     assert "+CA+W(BA,DA)" in md and "90% bootstrap CI" in md
 

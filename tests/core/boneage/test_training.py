@@ -133,3 +133,29 @@ def test_ca_model_needs_chronological_ages(tiny_split):
     train, _ = tiny_split
     with pytest.raises(ValueError, match="RSNA has none"):
         Trainer(MODEL, _train_config(epochs=1), train, use_ca=True, log=lambda s: None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["rsna", "rhpe"])
+def test_embedded_default_learns(dataset, tmp_path):
+    """The job's embedded default exactly (synthetic set and preset), one variant per dataset."""
+    from core.boneage.records import load_clinical, load_rhpe
+
+    root = write_synthetic(SyntheticConfig(), tmp_path / "synthetic")
+    rsna, rhpe, clinical = synthetic_sources(root)
+    frame = load_rsna(rsna) if dataset == "rsna" else load_rhpe(rhpe)
+    train, val = split_patients(frame, 0.1, seed=0)
+    trainer = Trainer(MODEL, TrainConfig(**PRESETS["embedded"]["train"]), train, val, log=print)
+    history = trainer.fit()
+    mean_mae = float(np.mean(np.abs(val["bone_age"] - train["bone_age"].mean())))
+    final = trainer.val_mae(tta=True)
+    clin = load_clinical(clinical)
+    clin_mae = float(np.mean(np.abs(trainer.predict(clin) - clin["bone_age"])))
+    clin_mean = float(np.mean(np.abs(clin["bone_age"] - train["bone_age"].mean())))
+    print(
+        f"{dataset}: val MAE {history[0]['val_mae']:.2f} -> {final:.2f} "
+        f"(predicting the mean {mean_mae:.2f}); "
+        f"clinical {clin_mae:.2f} (mean {clin_mean:.2f})"
+    )
+    assert final < 0.5 * mean_mae
+    assert clin_mae < 0.6 * clin_mean
