@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines
+.PHONY: setup run test test-slow lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines submit-sweep
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ setup: $(STAMP)
 		|| echo "warning: no C compiler, NB-101 hashing and CRC checks fall back to plain Python (slow)"
 
 run: setup mlflow-start
-	$(PY) jobs/nb101_baselines.py
+	$(PY) jobs/nb101_sweep.py
 
 # The MLflow tracking server (SQLite + local artifacts, 127.0.0.1:5000); reused when running.
 mlflow-start: setup
@@ -41,6 +41,9 @@ ray-down:
 
 submit-baselines: setup mlflow-start
 	$(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_baselines.py $(ARGS)
+
+submit-sweep: setup mlflow-start
+	$(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_sweep.py $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
