@@ -1,0 +1,130 @@
+"""jobs/nb101_sweep.py: dry run, bad configs, and a driver killed mid-sweep then re-submitted,
+which must end in the same MLflow state as an uninterrupted sweep."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cluster.tracking import KIND, Tracker
+from core.paths import REPO_ROOT
+
+SMALL = [
+    "--preset",
+    "smoke",
+    "--benchmark",
+    "shared",
+    "--baseline-seeds",
+    "2",
+    "--set",
+    "budget=30",
+    "--set",
+    "ws_budget=20",
+    "--set",
+    "trained_cells=5",
+    "--set",
+    "supernet.epochs=2",
+    "--set",
+    "correlation_cells=12",
+]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    from cluster.runtime import init_ray
+
+    init_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def _state(uri: str) -> dict:
+    """Unit name -> (key, metrics) of every live unit run, and the number of live unit runs."""
+    tracker = Tracker(uri, "nb101-sweep")
+    runs = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
+    state = {
+        r.info.run_name: (r.data.tags["sweeps.unit_key"], r.info.status, dict(r.data.metrics)) for r in runs
+    }
+    return state, len(runs)
+
+
+def _deterministic(metrics: dict) -> dict:
+    """Metrics that do not depend on wall-clock measurements."""
+    timed = ("seconds", "images_per_s", "cells_per_s", "resumed_from_epoch")
+    return {k: v for k, v in metrics.items() if not any(t in k for t in timed)}
+
+
+def test_killed_driver_resubmitted_equals_uninterrupted(shared_nb101, ray_cluster, tmp_path):
+    import jobs.nb101_sweep as job
+
+    clean = f"file:{tmp_path / 'clean'}"
+    assert job.main([*SMALL, "--tracking-uri", clean, "--output-dir", str(tmp_path / "o1")]) == 0
+    reference, n_reference = _state(clean)
+    assert n_reference == len(reference) == 2 * 2 + 2 + 1 + 2 * 2  # baselines, supernets, evaluation, WS
+
+    crashed = f"file:{tmp_path / 'crashed'}"
+    args = [
+        sys.executable,
+        "jobs/nb101_sweep.py",
+        *SMALL,
+        "--tracking-uri",
+        crashed,
+        "--output-dir",
+        str(tmp_path / "o2"),
+    ]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        args,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if (tmp_path / "crashed").exists():
+                state, _ = _state(crashed)
+                if sum(s[1] == "FINISHED" for s in state.values()) >= 4:
+                    break
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    partial, _ = _state(crashed)
+    assert 4 <= sum(s[1] == "FINISHED" for s in partial.values()) < len(reference)
+
+    assert job.main([*SMALL, "--tracking-uri", crashed, "--output-dir", str(tmp_path / "o3")]) == 0
+    final, n_final = _state(crashed)
+    assert n_final == len(final) == len(reference)  # no duplicated unit runs
+    assert set(final) == set(reference)
+    for name, (key, status, metrics) in final.items():
+        ref_key, _, ref_metrics = reference[name]
+        assert key == ref_key and status == "FINISHED"
+        assert _deterministic(metrics) == pytest.approx(_deterministic(ref_metrics)), name
+    tracker = Tracker(crashed, "nb101-sweep")
+    assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")) == 1
+    assert (tmp_path / "o3" / "oneshot.md").exists() and (tmp_path / "o3" / "regret_A2.png").exists()
+
+
+def test_dry_run_and_bad_config(shared_nb101, tmp_path, capsys):
+    import jobs.nb101_sweep as job
+
+    assert job.main([*SMALL, "--tracking-uri", f"file:{tmp_path / 'm'}", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nb101-ws-search" in out and "total: 11 units" in out and "proxy evaluations" in out
+    assert job.main(["--preset", "smoke", "--set", "ws_seeds=1", "--tracking-uri", f"file:{tmp_path}"]) == 2
+    assert "ws_seeds" in capsys.readouterr().err
+    assert job.main(["--preset", "smoke", "--set", "supernet.variant_x=1"]) == 2
+    assert "variant_x" in capsys.readouterr().err
