@@ -54,6 +54,27 @@ def test_presets_defaults_and_overrides():
     assert forced.data.embedded and forced.model.backbone == "convnext_small"
 
 
+def test_yaml_config_file_then_cli_overrides(tmp_path):
+    path = tmp_path / "bone_age.yaml"
+    path.write_text(
+        "data:\n"
+        "  rsna: {csv: /d/rsna.csv, images: /d/rsna, columns: {bone_age: BoneAge}}\n"
+        "  clinical: {csv: /d/clinical.csv, images: /d/clinical, age_unit: years}\n"
+        "variants: [rsna, rsna+w_ba]\n"
+        "train: {epochs: 10, micro_batch_size: 8}\n"
+    )
+    config = load_job_config(path, {"train": {"lr": 1e-4}})
+    assert config.preset == "thesis" and config.variants == ["rsna", "rsna+w_ba"]
+    assert (config.train.epochs, config.train.micro_batch_size, config.train.lr) == (10, 8, 1e-4)
+    assert config.train.image_size == 600 and config.data.clinical.age_unit == "years"
+    assert config.data.rsna.columns == {"bone_age": "BoneAge"}
+    path.write_text("train: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_job_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_job_config(tmp_path / "absent.yaml")
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"train\.epoch"):
         load_job_config(None, {"train": {"epoch": 3}})

@@ -43,6 +43,24 @@ def test_chronological_age_changes_the_prediction_and_is_required():
     assert model.to_months(torch.tensor([1.0])).item() == pytest.approx(160.0)
 
 
+def test_thesis_model_is_convnext_small_with_the_thesis_head():
+    model = BoneAgeNet(ModelConfig(), use_ca=True).eval()  # the defaults are the thesis recipe
+    assert type(model.backbone).__name__ == "ConvNeXt" and model.backbone.num_features == 768
+    widths = [m.out_features for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert widths == [256, 256, 2]
+    assert model.head[0].in_features == 768 + 32  # backbone features + the mapped CA
+    rates = [
+        b.drop_path.drop_prob
+        for s in model.backbone.stages
+        for b in s.blocks
+        if b.drop_path.__class__.__name__ == "DropPath"
+    ]
+    assert max(rates) == pytest.approx(0.1)  # stochastic depth up to 0.1
+    with torch.no_grad():
+        out = model(torch.zeros(1, 1, 64, 64, dtype=torch.uint8), torch.tensor([True]), torch.tensor([100.0]))
+    assert out.shape == (1,)
+
+
 @pytest.mark.parametrize("fmt", ["pth", "safetensors", "wrapped"])
 def test_local_backbone_weights_are_loaded(tmp_path, fmt):
     torch.manual_seed(1)

@@ -73,6 +73,19 @@ def test_resumed_training_ends_with_the_same_weights(tiny_split, tmp_path):
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
 
 
+def test_images_decoded_on_the_fly_train_like_cached_ones(tiny_split):
+    train, val = tiny_split
+    cfg = _train_config(epochs=1, batch_size=8)
+    cached = Trainer(MODEL, cfg.model_copy(update={"cache_images": True}), train, val, log=lambda s: None)
+    lazy = Trainer(MODEL, cfg.model_copy(update={"cache_images": False}), train, val, log=lambda s: None)
+    assert cached.train_images.cached is not None and lazy.train_images.cached is None
+    cached.train_epoch()
+    lazy.train_epoch()
+    a, b = _params(cached), _params(lazy)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    np.testing.assert_allclose(cached.predict(val), lazy.predict(val), rtol=1e-6)
+
+
 def test_checkpoint_of_another_recipe_is_refused(tiny_split):
     train, val = tiny_split
     a = Trainer(MODEL, _train_config(epochs=2, batch_size=8), train, val, log=lambda s: None)
