@@ -34,16 +34,17 @@ mlflow-stop:
 
 # A local Ray cluster for `ray job submit` (bound to 127.0.0.1), and a submission through it.
 ray-up: setup
-	$(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 --dashboard-host 127.0.0.1 --disable-usage-stats
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 \
+		--dashboard-host 127.0.0.1 --disable-usage-stats
 
 ray-down:
 	$(VENV)/bin/ray stop
 
 submit-baselines: setup mlflow-start
-	$(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_baselines.py $(ARGS)
+	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_baselines.py $(ARGS)
 
 submit-sweep: setup mlflow-start
-	$(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_sweep.py $(ARGS)
+	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_sweep.py $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
