@@ -84,6 +84,18 @@ class WSCorrelationConfig(Config):
         )
 
 
+def check_recipes(config: WSCorrelationConfig) -> None:
+    """Every supernet recipe of the study validates, before anything starts."""
+    from core.config import ConfigError
+
+    for space in config.spaces or ["FULL"]:
+        for variant in config.variants:
+            try:
+                config.recipe(space, variant, 0)
+            except ValueError as err:
+                raise ConfigError(f"supernet: {err}") from None
+
+
 def supernet_unit(identity: str, recipe: SupernetConfig, replicate: int) -> Unit:
     params = {
         "kind": "nb101-supernet",

@@ -43,7 +43,7 @@ def _csv(text: str) -> list[str]:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, help="YAML or JSON file with BaselinesConfig keys")
+    p.add_argument("--config", help="YAML/JSON file of BaselinesConfig keys, or env:NAME")
     p.add_argument("--spaces", type=_csv)
     p.add_argument("--methods", type=_csv)
     p.add_argument("--seeds", type=int)

@@ -28,6 +28,7 @@ from cluster.nb101_sweep import PRESETS, Sweep, SweepConfig, report  # noqa: E40
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import TrackingTarget, fault_hook, run_graph  # noqa: E402
 from cluster.tracking import Tracker, stable_key  # noqa: E402
+from cluster.ws_correlation import check_recipes  # noqa: E402
 from core.config import ConfigError, load_config, parse_override  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def _csv(text: str) -> list[str]:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--config", type=Path, help="YAML/JSON file of SweepConfig keys (applied over the preset)")
+    p.add_argument("--config", help="YAML/JSON file of SweepConfig keys over the preset, or env:NAME")
     p.add_argument("--spaces", type=_csv)
     p.add_argument("--variants", type=_csv)
     p.add_argument("--ws-seeds", type=int)
@@ -60,22 +61,7 @@ def parse_args(argv):
 
 
 def resolve_config(args) -> SweepConfig:
-    import yaml
-
-    data = dict(PRESETS[args.preset])
-    if args.config:
-        if not args.config.exists():
-            raise ConfigError(f"config file not found: {args.config}")
-        loaded = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{args.config}: a config must be a mapping of keys to values")
-        data |= loaded
-    supernet = dict(data.get("supernet", {}))
-    for key, value in (parse_override(s) for s in args.set):
-        if key.startswith("supernet."):
-            supernet[key.removeprefix("supernet.")] = value
-        else:
-            data[key] = value
+    """Preset, then the config file (or `env:NAME`), then flags and --set (dotted keys allowed)."""
     flags = {
         "spaces": args.spaces,
         "variants": args.variants,
@@ -87,15 +73,9 @@ def resolve_config(args) -> SweepConfig:
         "ray_address": args.ray_address,
         "output_dir": args.output_dir,
     }
-    data |= {k: v for k, v in flags.items() if v is not None}
-    data["supernet"] = supernet
-    config = load_config(SweepConfig, None, data)
-    for space in config.spaces or ["FULL"]:  # every supernet recipe must validate before anything starts
-        for variant in config.variants:
-            try:
-                config.correlation().recipe(space, variant, 0)
-            except Exception as err:
-                raise ConfigError(f"supernet: {err}") from None
+    flags |= dict(parse_override(s) for s in args.set)
+    config = load_config(SweepConfig, args.config, flags, base=PRESETS[args.preset])
+    check_recipes(config.correlation())
     return config
 
 

@@ -25,7 +25,7 @@ from cluster.baselines import benchmark_identity, open_benchmark, resolve_spaces
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import TrackingTarget, fault_hook, run_graph  # noqa: E402
 from cluster.tracking import Tracker, stable_key  # noqa: E402
-from cluster.ws_correlation import PRESETS, Study, WSCorrelationConfig, report  # noqa: E402
+from cluster.ws_correlation import PRESETS, Study, WSCorrelationConfig, check_recipes, report  # noqa: E402
 from core.config import ConfigError, load_config, parse_override  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def _csv(text: str) -> list[str]:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--config", type=Path)
+    p.add_argument("--config", help="YAML/JSON config file, or env:NAME (JSON in a variable)")
     p.add_argument("--spaces", type=_csv)
     p.add_argument("--variants", type=_csv)
     p.add_argument("--supernets", type=int)
@@ -56,36 +56,20 @@ def parse_args(argv):
 
 
 def resolve_config(args) -> WSCorrelationConfig:
-    preset = PRESETS[args.preset]
-    overrides = {k: v for k, v in preset.items()}
-    supernet = dict(preset.get("supernet", {}))
-    for key, value in (parse_override(s) for s in args.set):
-        if key.startswith("supernet."):
-            supernet[key.removeprefix("supernet.")] = value
-        else:
-            overrides[key] = value
-    overrides |= {
-        k: v
-        for k, v in {
-            "spaces": args.spaces,
-            "variants": args.variants,
-            "supernets": args.supernets,
-            "cells": args.cells,
-            "benchmark": args.benchmark,
-            "tracking_uri": args.tracking_uri,
-            "ray_address": args.ray_address,
-            "output_dir": args.output_dir,
-        }.items()
-        if v is not None
+    """Preset, then the config file, then command-line flags and --set (dotted keys allowed)."""
+    flags = {
+        "spaces": args.spaces,
+        "variants": args.variants,
+        "supernets": args.supernets,
+        "cells": args.cells,
+        "benchmark": args.benchmark,
+        "tracking_uri": args.tracking_uri,
+        "ray_address": args.ray_address,
+        "output_dir": args.output_dir,
     }
-    overrides["supernet"] = supernet
-    config = load_config(WSCorrelationConfig, args.config, overrides)
-    for space in config.spaces or ["FULL"]:  # every recipe must validate before anything starts
-        for variant in config.variants:
-            try:
-                config.recipe(space, variant, 0)
-            except Exception as err:
-                raise ConfigError(f"supernet: {err}") from None
+    flags |= dict(parse_override(s) for s in args.set)
+    config = load_config(WSCorrelationConfig, args.config, flags, base=PRESETS[args.preset])
+    check_recipes(config)
     return config
 
 
