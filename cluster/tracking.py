@@ -65,9 +65,16 @@ class Tracker:
         if runs:
             run_id = runs[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            if "SWEEPS_QUEUE_JOB_ID" in os.environ:  # the queued job now running this sweep
+                self.client.set_tag(run_id, "sweeps.queue_job", os.environ["SWEEPS_QUEUE_JOB_ID"])
             return run_id
+        queued = (
+            {"sweeps.queue_job": os.environ["SWEEPS_QUEUE_JOB_ID"]}
+            if "SWEEPS_QUEUE_JOB_ID" in os.environ
+            else {}
+        )
         run = self.client.create_run(
-            self.experiment_id, run_name=name, tags={SWEEP_KEY: key, KIND: "sweep", **(tags or {})}
+            self.experiment_id, run_name=name, tags={SWEEP_KEY: key, KIND: "sweep", **queued, **(tags or {})}
         )
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id

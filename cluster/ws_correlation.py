@@ -86,12 +86,20 @@ class WSCorrelationConfig(Config):
 
 def check_recipes(config: WSCorrelationConfig) -> None:
     """Every supernet recipe of the study validates, before anything starts."""
+    from pydantic import ValidationError
+
     from core.config import ConfigError
 
     for space in config.spaces or ["FULL"]:
         for variant in config.variants:
             try:
                 config.recipe(space, variant, 0)
+            except ValidationError as err:
+                lines = [
+                    f"  supernet.{'.'.join(map(str, e['loc'])) or '<recipe>'}: {e['msg']}"
+                    for e in err.errors()
+                ]
+                raise ConfigError("invalid supernet recipe:\n" + "\n".join(lines)) from None
             except ValueError as err:
                 raise ConfigError(f"supernet: {err}") from None
 
