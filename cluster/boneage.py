@@ -32,9 +32,8 @@ from core.boneage.config import (
     DataConfig,
     ModelConfig,
     TrainConfig,
-    deep_merge,
 )
-from core.config import Config, ConfigError, load_config
+from core.config import Config, ConfigError, deep_merge, load_config, set_dotted
 
 UNIT_VERSION = 1  # bump when a unit's results would change for the same config
 CHECKPOINT = "checkpoints/last.pt"
@@ -135,18 +134,11 @@ def load_job_config(path: str | Path | None = None, overrides: dict | None = Non
 
 
 def dotted_overrides(pairs: dict[str, object]) -> dict:
-    """{'train.epochs': 3} -> {'train': {'epochs': 3}}."""
+    """{'train.epochs': 3} -> {'train': {'epochs': 3}} (None values skipped)."""
     out: dict = {}
     for key, value in pairs.items():
-        if value is None:
-            continue
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {key}: {part} is not a section")
-        node[parts[-1]] = value
+        if value is not None:
+            set_dotted(out, key, value)
     return out
 
 

@@ -174,12 +174,3 @@ PRESET_NOTES = {
 }
 
 
-def deep_merge(base: dict, top: dict) -> dict:
-    """`top` over `base`, recursively for nested mappings (neither is modified)."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.boneage.config import PRESETS, ModelConfig, SyntheticConfig, TrainConfig, deep_merge
+from core.boneage.config import PRESETS, ModelConfig, SyntheticConfig, TrainConfig
 from core.boneage.records import load_rsna, split_patients
 from core.boneage.synthetic import synthetic_sources, write_synthetic
 from core.boneage.training import Trainer
+from core.config import deep_merge
 
 MODEL = ModelConfig(**PRESETS["embedded"]["model"])
 
