@@ -29,7 +29,7 @@ class JobSpec:
         if isinstance(model, str):
             module, cls = model.split(":")
             model = getattr(importlib.import_module(module), cls)
-        parsed = load_config(model, None, base=config)
+        parsed = load_config(model, None, base=config, label=f"config of job {self.name}")
         if self.check:
             self.check(parsed)
         return parsed
@@ -59,6 +59,7 @@ register(
         "ws_correlation", "jobs/ws_correlation.py", "cluster.ws_correlation:WSCorrelationConfig", _check_ws
     )
 )
+register(JobSpec("bone_age", "jobs/bone_age.py", "cluster.boneage:BoneAgeJobConfig"))
 
 
 def lookup(name: str) -> JobSpec:
