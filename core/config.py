@@ -96,11 +96,12 @@ def load_config(
     path: str | Path | None = None,
     overrides: dict | None = None,
     base: dict | None = None,
+    label: str | None = None,
 ) -> Config:
     """`base` (a preset), then the file or `env:NAME`, then overrides (keys may be dotted:
     `supernet.epochs`); validated, with errors naming the key."""
     data = deep_merge(base or {}, read_mapping(path) if path is not None else {})
-    source = "preset" if base else "defaults"
+    source = label or ("preset" if base else "defaults")
     if path is not None:
         source += f" + {path}"
     for key, value in (overrides or {}).items():
