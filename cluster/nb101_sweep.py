@@ -230,6 +230,11 @@ class Sweep:
                 nodes.append(Node(unit, self.launch_ws, deps=(sn.key,), reuse=self.reuse_search))
         self.nodes = nodes
 
+    def set_target(self, target: TrackingTarget) -> None:
+        """Where units log: known once the sweep's parent run exists (its key needs the units)."""
+        self.target = target
+        self.study.target = target
+
     def clock(self) -> dict:
         if self.config.clock == "measured":
             return {"clock": "measured"}

@@ -16,7 +16,6 @@ nothing finished, and an interrupted variant resumes from its last epoch checkpo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -33,29 +32,21 @@ from cluster.boneage import (  # noqa: E402
     report,
     run_sweep,
 )
+from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
 from cluster.scheduler import TrackingTarget  # noqa: E402
 from cluster.tracking import Tracker, stable_key  # noqa: E402
-from core.config import ConfigError, parse_override  # noqa: E402
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from core.config import ConfigError  # noqa: E402
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, help="YAML or JSON file with BoneAgeJobConfig keys")
+    p = job_parser(__doc__, "BoneAgeJobConfig keys")
     p.add_argument("--preset", choices=["auto", "embedded", "thesis"])
-    p.add_argument("--variants", type=_csv, help=f"some of {','.join(VARIANTS)}")
+    p.add_argument("--variants", type=csv_list, help=f"some of {','.join(VARIANTS)}")
     p.add_argument("--epochs", type=int)
     for name in ("rsna", "rhpe", "clinical"):
         p.add_argument(f"--{name}-csv")
         p.add_argument(f"--{name}-images")
     p.add_argument("--pretrained", help="local ImageNet-22k ConvNeXt checkpoint (.safetensors/.pth)")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--ray-address")
-    p.add_argument("--output-dir")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key, dotted")
     return p.parse_args(argv)
 
 
@@ -65,28 +56,13 @@ def resolve_config(args):
         "variants": args.variants,
         "train.epochs": args.epochs,
         "model.pretrained": args.pretrained,
-        "tracking_uri": args.tracking_uri,
-        "ray_address": args.ray_address,
-        "output_dir": args.output_dir,
     }
     for name in ("rsna", "rhpe", "clinical"):
         csv, images = getattr(args, f"{name}_csv"), getattr(args, f"{name}_images")
         if (csv is None) != (images is None):
             raise ConfigError(f"--{name}-csv and --{name}-images go together")
         pairs[f"data.{name}.csv"], pairs[f"data.{name}.images"] = csv, images
-    pairs.update(dict(parse_override(s) for s in args.set))
-    return load_job_config(args.config, dotted_overrides(pairs))
-
-
-def tracking_uri(config) -> str:
-    """The configured URI, else the project's local MLflow server (started if needed)."""
-    if config.tracking_uri:
-        return config.tracking_uri
-    from mlflow_server.server import start
-
-    url = start()
-    print(f"MLflow tracking server: {url}")
-    return url
+    return load_job_config(args.config, dotted_overrides(overrides(args, **pairs)))
 
 
 def main(argv=None) -> int:
@@ -97,8 +73,7 @@ def main(argv=None) -> int:
         print(f"recipe: {preset_note(config)}")
         data = prepare_data(config)
     except (ConfigError, DataError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     start = time.perf_counter()
     print(f"data: {data.note}")
     if not config.model.pretrained:
@@ -121,20 +96,7 @@ def main(argv=None) -> int:
     except BaseException:
         tracker.finish_sweep(parent, {}, status="FAILED")
         raise
-    metrics = {
-        "units": len(units),
-        "units_run": len(outcome.ran),
-        "units_skipped": len(outcome.skipped),
-        "wall_seconds": time.perf_counter() - start,
-    }
-    tracker.finish_sweep(parent, metrics, files)
-    print(markdown)
-    print(
-        f"{len(units)} variants ({len(outcome.ran)} trained, {len(outcome.skipped)} reused) in "
-        f"{metrics['wall_seconds']:.0f} s; results in {out_dir}/ and MLflow run {parent} at {uri} "
-        f"(experiment {config.experiment!r})"
-    )
-    return 0
+    return close_sweep(tracker, parent, outcome, files, markdown, start, uri, config, noun="variants")
 
 
 if __name__ == "__main__":
