@@ -60,7 +60,7 @@ PRESETS: dict[str, dict] = {
         "rpn_batch_size_per_image": 128,
         "box_batch_size_per_image": 64,
         "detections_per_image": 30,
-        "iterations": 300,
+        "iterations": 400,
         "batch_size": 4,
         "lr": 0.02,
         "warmup_iterations": 30,

@@ -86,7 +86,8 @@ def evaluate(
     froc_fp_per: str = "patient",
 ) -> Evaluation:
     """ROC AUC; AUFROC over froc_fp_range per patient (or image) and the chapter-5 one (0.02-0.5 FP
-    per image); every metric at each operating point (`DOUBT.se_pw`, ...)."""
+    per image); every metric at each operating point (`DOUBT.se_pw`, ...); the per-study table at
+    the DOUBT threshold (every box without operating points)."""
     matching = match_boxes(truth, detections, iou_threshold)
     curves = matching.curves()
     metrics = {
@@ -96,7 +97,7 @@ def evaluate(
         "studies": float(matching.active.sum()),
         "detections": float(len(matching.det_score)),
     }
-    per_study = matching.per_study(np.inf)
+    per_study = matching.per_study(None)  # every box, unless there is a DOUBT threshold (below)
     if operating_points is not None:
         for point in (operating_points.doubt, operating_points.fracture):
             m = matching.at(point.threshold)

@@ -34,7 +34,7 @@ def roc_froc_figure(
     fig = Figure(figsize=(11, 4.8))
     FigureCanvasAgg(fig)
     roc_ax, froc_ax = fig.subplots(1, 2)
-    x_max = 1.0
+    x_max, reader_max = 1.0, 0.0
     for label, c in curves.items():
         roc = c.roc()
         (line,) = roc_ax.plot(
@@ -51,7 +51,9 @@ def roc_froc_figure(
                 color=line.get_color(), marker="s" if point.name == "FRACTURE" else "D", s=40, zorder=4
             )
             roc_ax.scatter(1 - c.spe_pw[k], c.se_pw[k], **style)
-            froc_ax.scatter((c.fpp_pw if fp_per == "patient" else c.fp_per_image)[k], c.se_fw[k], **style)
+            fp_k = float((c.fpp_pw if fp_per == "patient" else c.fp_per_image)[k])
+            froc_ax.scatter(fp_k, c.se_fw[k], **style)
+            reader_max = max(reader_max, fp_k)  # keep the operating points in view too
             roc_ax.annotate(
                 point.name,
                 (1 - c.spe_pw[k], c.se_pw[k]),
@@ -77,7 +79,7 @@ def roc_froc_figure(
                     style["color"] = colour
                 roc_ax.scatter(1 - r["spe_pw"], r["se_pw"], **style)
                 froc_ax.scatter(r["fpp_pw"], r["se_fw"], **style)
-                x_max = max(x_max, float(r["fpp_pw"]))
+                reader_max = max(reader_max, float(r["fpp_pw"]))
         for group, colour in colours.items():
             name = "readers" if group is None else str(group)
             roc_ax.scatter([], [], edgecolors=colour, facecolors="none", label=f"{name} unaided")
@@ -88,8 +90,10 @@ def roc_froc_figure(
         )
     roc_ax.plot([0, 1], [0, 1], color="0.7", lw=0.5, ls=":")
     roc_ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - SPE_pw", ylabel="SE_pw", title="ROC (patient-wise)")
+    # the readers' and operating points' range matters, not the detector's lowest thresholds
+    shown = max(1.0, 2 * fp_range[1] if fp_range else 0.0, 1.2 * reader_max)
     froc_ax.set(
-        xlim=(0, x_max * 1.05),
+        xlim=(0, min(x_max * 1.05, shown)),
         ylim=(0, 1.01),
         xlabel="false positives per " + ("patient (FPP_pw)" if fp_per == "patient" else "image"),
         ylabel="SE_fw",

@@ -220,6 +220,20 @@ class TrainSamples(torch.utils.data.Dataset):
         return image, target
 
 
+class _Batches:
+    """Sample indices of iterations [start, stop): batch i holds samples i*b ... i*b + b - 1."""
+
+    def __init__(self, start: int, stop: int, batch_size: int):
+        self.start, self.stop, self.b = start, stop, batch_size
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        for i in range(self.start, self.stop):
+            yield list(range(i * self.b, (i + 1) * self.b))
+
+
 def _collate(batch):
     return [b[0] for b in batch], [b[1] for b in batch]
 
@@ -251,9 +265,7 @@ class TorchvisionTrainer(DetectorTrainer):
         self._batches = None
 
     def _loader(self):
-        b = self.config.batch_size
-        start = self.iteration
-        batches = [list(range(i * b, (i + 1) * b)) for i in range(start, self.config.iterations)]
+        batches = _Batches(self.iteration, self.config.iterations, self.config.batch_size)
         workers = self.config.num_workers
         return iter(
             torch.utils.data.DataLoader(

@@ -247,6 +247,17 @@ def match_boxes(truth: GroundTruth, detections, iou_threshold: float = IOU_THRES
     return Matching._build(truth, image, scores, det[hit], reg[hit])
 
 
+def max_iou(truth: GroundTruth, detections) -> np.ndarray:
+    """Each box's best IoU with a region of its image (0 without any): what the chapter-5 patch
+    classifier labels its patches by (positive above 0.5, negative below 0.2)."""
+    frame, boxes, _ = _findings(detections, "detections", ("x0", "y0", "x1", "y1"))
+    image = truth.image_index(frame["study_id"], frame["image_id"], "detections")
+    det, reg = _group_pairs(image, truth.region_image)
+    best = np.zeros(len(frame))
+    np.maximum.at(best, det, box_iou_pairs(boxes[det].reshape(-1, 4), truth.region_boxes[reg].reshape(-1, 4)))
+    return best
+
+
 def match_markers(truth: GroundTruth, markers) -> Matching:
     """Match points to regions: a marker hits a region of its image when inside it (borders count).
 

@@ -88,7 +88,9 @@ def reader_metrics_table(
     return pd.DataFrame(rows, columns=columns)
 
 
-def paired_readers(table: pd.DataFrame, scope: str = "all", readers=None, min_readers: int = 2) -> pd.DataFrame:
+def paired_readers(
+    table: pd.DataFrame, scope: str = "all", readers=None, min_readers: int = 2
+) -> pd.DataFrame:
     """The rows of one scope (and reader subset) whose reader has the metric in both conditions,
     for metrics with at least `min_readers` such readers (a paired test needs two): the input
     stats.tables.readers_report takes (reader, metric, condition, value)."""

@@ -15,6 +15,7 @@ from core.metrics.detection import (
     froc_area,
     match_boxes,
     match_markers,
+    max_iou,
     reader_metrics,
     roc_auc,
 )
@@ -154,6 +155,13 @@ def test_curves_at_every_threshold_by_hand():
     assert froc.area((0, 1)) == pytest.approx(0.75 / 3 + 2 / 3)
     assert froc.area((0.02, 0.5)) == pytest.approx((0.75 * (1 / 3 - 0.02) + (0.5 - 1 / 3)) / 0.48)
     assert froc.sensitivity_at(0.2) == 0.75 and froc.sensitivity_at(0.0) == 0.75
+
+
+def test_max_iou_labels_patches():
+    t = GroundTruth.from_tables(CURVE_IMAGES, CURVE_REGIONS)
+    boxes = CURVE_BOXES.assign(x1=[10, 10, 5, 30, 60], y1=[20, 10, 5, 25, 60])
+    # 100/200 with a; b exactly; no region on I3; 50/100 with c; nothing near the last
+    assert max_iou(t, boxes).tolist() == pytest.approx([0.5, 1.0, 0.0, 0.5, 0.0])
 
 
 def test_froc_area_linear_step_and_flat_extension():
