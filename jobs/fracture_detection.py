@@ -19,12 +19,13 @@ Results: a parent MLflow run with a child per unit; in --output-dir the per-seed
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
+
+from mlflow.entities import Metric  # noqa: E402
 
 from cluster.detection import (  # noqa: E402
     FractureDetectionConfig,
@@ -35,10 +36,11 @@ from cluster.detection import (  # noqa: E402
     plan,
     report,
 )
+from cluster.jobkit import close_sweep, fail, job_parser, overrides, tracking_uri  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import TrackingTarget, run_graph  # noqa: E402
 from cluster.tracking import Tracker, stable_key  # noqa: E402
-from core.config import ConfigError, load_config, parse_override  # noqa: E402
+from core.config import ConfigError, load_config  # noqa: E402
 from core.detection.coco import CocoError  # noqa: E402
 from core.detection.config import PRESETS  # noqa: E402
 
@@ -48,8 +50,7 @@ def _ints(text: str) -> list[int]:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, help="YAML or JSON file with FractureDetectionConfig keys")
+    p = job_parser(__doc__, "FractureDetectionConfig keys")
     p.add_argument("--coco", help="one COCO JSON (images with study_id), split by study")
     p.add_argument("--train", dest="train_json", help="COCO JSON of the training split")
     p.add_argument("--dev", dest="dev_json", help="COCO JSON of the development split (operating points)")
@@ -60,45 +61,13 @@ def parse_args(argv):
     p.add_argument("--seeds", type=_ints, help="comma-separated, one trained model each")
     p.add_argument("--weights", help="local Mask R-CNN checkpoint (state dict or exported model)")
     p.add_argument("--backbone-weights", help="local ResNet checkpoint (e.g. ImageNet)")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--ray-address")
-    p.add_argument("--output-dir")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other config key")
     return p.parse_args(argv)
 
 
 def resolve_config(args) -> FractureDetectionConfig:
-    overrides = {
-        key: getattr(args, key)
-        for key in (
-            "coco",
-            "train_json",
-            "dev_json",
-            "test_json",
-            "image_root",
-            "preset",
-            "iterations",
-            "seeds",
-            "weights",
-            "backbone_weights",
-            "tracking_uri",
-            "ray_address",
-            "output_dir",
-        )
-    }
-    overrides.update(dict(parse_override(s) for s in args.set))
-    return load_config(FractureDetectionConfig, args.config, overrides).with_preset()
-
-
-def tracking_uri(config) -> str:
-    """The configured URI, else the project's local MLflow server (started if needed)."""
-    if config.tracking_uri:
-        return config.tracking_uri
-    from mlflow_server.server import start
-
-    url = start()
-    print(f"MLflow tracking server: {url}")
-    return url
+    keys = ("coco", "train_json", "dev_json", "test_json", "image_root", "preset", "iterations", "seeds")
+    flags = {key: getattr(args, key) for key in (*keys, "weights", "backbone_weights")}
+    return load_config(FractureDetectionConfig, args.config, overrides(args, **flags)).with_preset()
 
 
 def main(argv=None) -> int:
@@ -106,8 +75,7 @@ def main(argv=None) -> int:
         config = resolve_config(parse_args(argv))
         splits = load_splits(config)  # every file, box and study id checked before any work
     except (ConfigError, CocoError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     start = time.perf_counter()
     recipe = config.resolved()
     embedded = config.embedded
@@ -146,23 +114,24 @@ def main(argv=None) -> int:
         pool.close()
     out_dir = Path(config.output_dir)
     table, files = report(config, pairs, outcome.results, out_dir, tracker)
-    metrics = {
-        "units": 2 * len(pairs),
-        "units_run": len(outcome.ran),
-        "units_skipped": len(outcome.skipped),
-        "wall_seconds": time.perf_counter() - start,
-    }
-    for name in ("roc_auc", "DOUBT.se_pw", "DOUBT.spe_pw", "FRACTURE.se_pw", "FRACTURE.spe_pw"):
+    summary = {}
+    for name in (
+        "roc_auc",
+        "aufroc_image_0.02_0.5",
+        "DOUBT.se_pw",
+        "DOUBT.spe_pw",
+        "FRACTURE.se_pw",
+        "FRACTURE.spe_pw",
+    ):
         if name in table.column_names:
-            metrics[f"mean_{name}"] = float(table[name].to_numpy().mean())
-    tracker.finish_sweep(parent, metrics, files)
-    print((out_dir / "detection_metrics.md").read_text())
-    print(
-        f"{metrics['units']} units ({len(outcome.ran)} run, {len(outcome.skipped)} reused) in "
-        f"{metrics['wall_seconds']:.0f} s; results in {out_dir}/ and MLflow run {parent} at {uri} "
-        f"(experiment {config.experiment!r})" + ("; data: embedded synthetic set" if embedded else "")
+            summary[f"mean_{name}"] = float(table[name].to_numpy().mean())
+    tracker.client.log_batch(
+        parent, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in summary.items()]
     )
-    return 0
+    markdown = (out_dir / "detection_metrics.md").read_text()
+    if embedded:
+        markdown += "\n(data: the embedded synthetic set generated by this project, not radiographs)"
+    return close_sweep(tracker, parent, outcome, files, markdown, start, uri, config)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from pydantic import Field, field_validator, model_validator  # noqa: E402
 
+from cluster.jobkit import fail, tracking_uri  # noqa: E402
 from cluster.tracking import Tracker, stable_key  # noqa: E402
 from core.config import Config, ConfigError, load_config, parse_override  # noqa: E402
 from core.detection.reader_study import ReaderStudyError, example_reader_study, load_reader_study  # noqa: E402
@@ -85,7 +86,9 @@ class ReaderStudyConfig(Config):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, help="YAML or JSON file with ReaderStudyConfig keys")
+    p.add_argument(
+        "--config", help="ReaderStudyConfig keys: a YAML/JSON file, or env:NAME (JSON in a variable)"
+    )
     p.add_argument("--markers")
     p.add_argument("--truth")
     p.add_argument("--images")
@@ -230,8 +233,7 @@ def main(argv=None) -> int:
         else:
             study = load_reader_study(config.markers, config.truth, config.images, config.ai_detections)
     except (ConfigError, ReaderStudyError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     start = time.perf_counter()
     label = "EMBEDDED EXAMPLE: " if study.embedded else ""
     print(f"reader study: {label}{study.source}\n  {study.describe()}")
@@ -299,11 +301,7 @@ def main(argv=None) -> int:
             f"ci_high.{key}": row.ci_high,
             f"pvalue.{key}": row.pvalue,
         }
-    uri = config.tracking_uri
-    if uri is None:
-        from mlflow_server.server import start
-
-        uri = start()
+    uri = tracking_uri(config)
     tracker = Tracker(uri, config.experiment)
     key = _inputs_key(config)
     params = config.model_dump(mode="json") | {"source": study.source, "embedded": study.embedded}
