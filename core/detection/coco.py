@@ -93,9 +93,10 @@ def load_coco(
 
     images: dict = {}
     for i, im in enumerate(doc["images"]):
-        where = f"{path}: images[{i}]"
+        where = f"{path}: images[{i}]" + (
+            f" (id {im['id']!r})" if isinstance(im, dict) and "id" in im else ""
+        )
         _require(im, ("id", "file_name", "width", "height", "study_id"), where)
-        where += f" (id {im['id']!r})"
         if im["id"] in images:
             raise CocoError(f"{where}: duplicate image id")
         w, h = im["width"], im["height"]
@@ -108,9 +109,10 @@ def load_coco(
     skipped = {"crowd": 0, "category": 0}
     seen_ann = set()
     for i, ann in enumerate(doc["annotations"]):
-        where = f"{path}: annotations[{i}]"
+        where = f"{path}: annotations[{i}]" + (
+            f" (id {ann['id']!r})" if isinstance(ann, dict) and "id" in ann else ""
+        )
         _require(ann, ("id", "image_id", "bbox"), where)
-        where += f" (id {ann['id']!r})"
         if ann["id"] in seen_ann:
             raise CocoError(f"{where}: duplicate annotation id")
         seen_ann.add(ann["id"])

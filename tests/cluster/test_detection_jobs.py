@@ -108,7 +108,7 @@ def test_detection_job_rejects_bad_config_before_work(tmp_path, capsys):
         '{"images": [{"id": 1, "file_name": "x.png", "width": 4, "height": 4}], "annotations": []}'
     )
     assert job.main(["--coco", str(tmp_path / "bad.json")]) == 2
-    assert "images[0]: missing 'study_id'" in capsys.readouterr().err
+    assert "images[0] (id 1): missing 'study_id'" in capsys.readouterr().err
     assert job.main(["--set", "iteratons=3"]) == 2
     assert "iteratons" in capsys.readouterr().err
     assert not (tmp_path / "mlruns").exists()
@@ -165,3 +165,16 @@ def test_reader_study_job_table_2_1(tmp_path):
     assert job.main(["--tracking-uri", uri, "--output-dir", str(out)]) == 0  # re-run: children reused
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")) == 24
     np.testing.assert_allclose(pd.read_csv(out / "table_2_1.csv")["diff"], table["diff"].to_numpy())
+
+
+@pytest.mark.slow
+def test_embedded_default_learns_to_detect(ray_cluster, tmp_path):
+    """The job as `python jobs/fracture_detection.py` runs it (cpu-small preset on the embedded
+    set, minutes on a CPU): the detector must beat chance clearly on the test exams."""
+    import jobs.fracture_detection as job
+
+    out = tmp_path / "out"
+    assert job.main(["--tracking-uri", f"file:{tmp_path / 'mlruns'}", "--output-dir", str(out)]) == 0
+    row = pd.read_csv(out / "detection_metrics.csv").iloc[0]
+    assert row["roc_auc"] > 0.75 and row["aufroc_image_0.02_0.5"] > 0.4
+    assert row["FRACTURE.spe_pw"] > row["DOUBT.spe_pw"] and row["DOUBT.se_pw"] > row["FRACTURE.se_pw"]

@@ -91,7 +91,7 @@ def write(tmp_path, doc, name="d.json"):
         ({"images": []}, "missing top-level key 'annotations'"),
         (
             coco(images=[{"id": 1, "file_name": "a.png", "width": 10, "height": 10}]),
-            r"images\[0\]: missing 'study_id'",
+            r"images\[0\] \(id 1\): missing 'study_id'",
         ),
         (
             coco(images=[{"id": 1, "file_name": "a.png", "width": 0, "height": 10, "study_id": "s"}]),
@@ -148,3 +148,21 @@ def test_missing_image_file_categories_and_crowd(tmp_path):
     assert len(load_coco(path, check_files=False).images[0].annotations) == 2  # all categories by default
     with pytest.raises(CocoError, match="categories \\['bone'\\] are not in the file"):
         load_coco(path, check_files=False, categories=["bone"])
+
+
+def test_sixteen_bit_and_colour_images_are_read(tmp_path):
+    from PIL import Image
+
+    from core.detection.dataset import read_image
+
+    raw = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 300 + 1000).astype(np.uint16)  # 12-bit-like values
+    Image.fromarray(raw).save(tmp_path / "r16.png")
+    img = read_image(tmp_path / "r16.png", (4, 3))
+    assert img.dtype == np.float32 and img.min() == 0.0 and img.max() == 1.0
+    assert np.allclose(img, (raw - 1000) / (3300.0))
+    rgb = np.zeros((3, 4, 3), dtype=np.uint8)
+    rgb[..., 1] = 255
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    assert read_image(tmp_path / "rgb.png").shape == (3, 4, 3)
+    with pytest.raises(ValueError, match="image is 4x3, the annotations say"):
+        read_image(tmp_path / "rgb.png", (5, 3))
