@@ -70,6 +70,7 @@ class Node:
     launch: Callable
     deps: tuple[str, ...] = ()
     reuse: Callable | None = None
+    done: Callable | None = None  # called with (unit, result) when it finishes: release what it held
 
 
 @dataclass
@@ -115,7 +116,10 @@ def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Swee
             raise RuntimeError(f"{len(pending)} units can never start: their dependencies form a cycle")
         done, _ = ray.wait(list(in_flight), num_returns=1)
         for ref in done:
-            results[in_flight.pop(ref)] = ray.get(ref)
+            key = in_flight.pop(ref)
+            results[key] = ray.get(ref)
+            if by_key[key].done:
+                by_key[key].done(by_key[key].unit, results[key])
             progress.update()
     return SweepRun(results, set(by_key) - set(skipped), skipped)
 

@@ -167,6 +167,7 @@ class Study:
             for s in spaces
         }
         self._evaluators = None
+        self._trainers: dict = {}
         self.nodes: list[Node] = []
         self.evaluations: list[Unit] = []
         self.recipes: dict[str, SupernetConfig] = {}
@@ -179,7 +180,9 @@ class Study:
                     sn = supernet_unit(identity, recipe, replicate)
                     self.recipes[sn.key] = recipe
                     self.supernets[(space, variant, replicate)] = sn
-                    self.nodes.append(Node(sn, self.launch_supernet, reuse=self.reuse_supernet))
+                    self.nodes.append(
+                        Node(sn, self.launch_supernet, reuse=self.reuse_supernet, done=self.release_trainer)
+                    )
                     if replicate < config.supernets:
                         ev = evaluation_unit(sn, config.cells, modes)
                         self.nodes.append(
@@ -193,7 +196,12 @@ class Study:
 
         recipe = self.recipes[unit.key]
         actor = SupernetTrainerActor.options(**resources(self.config.gpus_per_trainer)).remote(self.target)
+        self._trainers[unit.key] = actor  # a dropped handle lets Ray end the actor mid-training
         return actor.train.remote(unit, recipe.model_dump(), self.cells[recipe.space], self.fault)
+
+    def release_trainer(self, unit: Unit, _result) -> None:
+        """The supernet is trained: its actor (and the device it holds) can go."""
+        self._trainers.pop(unit.key, None)
 
     def evaluator(self, supernet_key: str):
         """The evaluator actor of a supernet: always the same one, so it loads the supernet once

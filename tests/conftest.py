@@ -28,3 +28,28 @@ def full_space():
     from core.nb101.space import build_space
 
     return build_space(verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory):
+    """A real MLflow tracking server (SQLite backend) for tests where several processes log at
+    once, as on a cluster; each test uses its own experiment names."""
+    import socket
+
+    from mlflow_server.server import ServerConfig, start, stop
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path_factory.mktemp("mlflow-server")
+    url = start(ServerConfig(home=home, port=port))
+    yield url
+    stop(home)
+
+
+@pytest.fixture
+def experiment(request) -> str:
+    """An experiment name unique to the test."""
+    import uuid
+
+    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:6]}"

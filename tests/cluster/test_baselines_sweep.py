@@ -22,11 +22,11 @@ def ray_cluster():
 
 
 def test_sweep_survives_a_killed_worker_and_resumes_without_rework(
-    shared_nb101, ray_cluster, tmp_path, monkeypatch
+    shared_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
 ):
     import jobs.nb101_baselines as job
 
-    uri = f"file:{tmp_path / 'mlruns'}"
+    uri = tracking_server
     marker = tmp_path / "killed-once"
     monkeypatch.setenv("SWEEPS_FAULT_INJECTION", json.dumps({"unit": "A2/GS/seed1", "marker": str(marker)}))
     args = [
@@ -42,11 +42,13 @@ def test_sweep_survives_a_killed_worker_and_resumes_without_rework(
         uri,
         "--output-dir",
         str(tmp_path / "out"),
+        "--set",
+        f"experiment={experiment}",
     ]
     assert job.main(args) == 0
     assert marker.exists()  # the worker running A2/GS/seed1 really died once
 
-    tracker = Tracker(uri, "nb101-baselines")
+    tracker = Tracker(uri, experiment)
     runs = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
     names = sorted(r.info.run_name for r in runs)
     assert names == sorted(f"A2/{m}/seed{s}" for m in ("RS", "GS") for s in range(3))  # each exactly once

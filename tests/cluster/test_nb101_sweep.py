@@ -45,9 +45,9 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _state(uri: str) -> dict:
+def _state(uri: str, experiment: str) -> dict:
     """Unit name -> (key, metrics) of every live unit run, and the number of live unit runs."""
-    tracker = Tracker(uri, "nb101-sweep")
+    tracker = Tracker(uri, experiment)
     runs = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
     state = {
         r.info.run_name: (r.data.tags["sweeps.unit_key"], r.info.status, dict(r.data.metrics)) for r in runs
@@ -61,21 +61,23 @@ def _deterministic(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not any(t in k for t in timed)}
 
 
-def test_killed_driver_resubmitted_equals_uninterrupted(shared_nb101, ray_cluster, tmp_path):
+def test_killed_driver_resubmitted_equals_uninterrupted(
+    shared_nb101, ray_cluster, tmp_path, tracking_server, experiment
+):
     import jobs.nb101_sweep as job
 
-    clean = f"file:{tmp_path / 'clean'}"
-    assert job.main([*SMALL, "--tracking-uri", clean, "--output-dir", str(tmp_path / "o1")]) == 0
-    reference, n_reference = _state(clean)
+    uri, clean, crashed = tracking_server, f"{experiment}-clean", f"{experiment}-crashed"
+    small = [*SMALL, "--tracking-uri", uri]
+    assert job.main([*small, "--set", f"experiment={clean}", "--output-dir", str(tmp_path / "o1")]) == 0
+    reference, n_reference = _state(uri, clean)
     assert n_reference == len(reference) == 2 * 2 + 2 + 1 + 2 * 2  # baselines, supernets, evaluation, WS
 
-    crashed = f"file:{tmp_path / 'crashed'}"
     args = [
         sys.executable,
         "jobs/nb101_sweep.py",
-        *SMALL,
-        "--tracking-uri",
-        crashed,
+        *small,
+        "--set",
+        f"experiment={crashed}",
         "--output-dir",
         str(tmp_path / "o2"),
     ]
@@ -92,28 +94,27 @@ def test_killed_driver_resubmitted_equals_uninterrupted(shared_nb101, ray_cluste
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             time.sleep(2)
-            if (tmp_path / "crashed").exists():
-                state, _ = _state(crashed)
-                if sum(s[1] == "FINISHED" for s in state.values()) >= 4:
-                    break
+            state, _ = _state(uri, crashed)
+            if sum(s[1] == "FINISHED" for s in state.values()) >= 4:
+                break
             assert proc.poll() is None, "the sweep ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
         proc.wait(30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    partial, _ = _state(crashed)
+    partial, _ = _state(uri, crashed)
     assert 4 <= sum(s[1] == "FINISHED" for s in partial.values()) < len(reference)
 
-    assert job.main([*SMALL, "--tracking-uri", crashed, "--output-dir", str(tmp_path / "o3")]) == 0
-    final, n_final = _state(crashed)
+    assert job.main([*small, "--set", f"experiment={crashed}", "--output-dir", str(tmp_path / "o3")]) == 0
+    final, n_final = _state(uri, crashed)
     assert n_final == len(final) == len(reference)  # no duplicated unit runs
     assert set(final) == set(reference)
     for name, (key, status, metrics) in final.items():
         ref_key, _, ref_metrics = reference[name]
         assert key == ref_key and status == "FINISHED"
         assert _deterministic(metrics) == pytest.approx(_deterministic(ref_metrics)), name
-    tracker = Tracker(crashed, "nb101-sweep")
+    tracker = Tracker(uri, crashed)
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")) == 1
     assert (tmp_path / "o3" / "oneshot.md").exists() and (tmp_path / "o3" / "regret_A2.png").exists()
 

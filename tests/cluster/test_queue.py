@@ -228,8 +228,8 @@ def test_duplicates_and_bad_input(tmp_path):
     assert main(["--queue", str(tmp_path / "q.db"), "submit", "nope"]) == 2
 
 
-def test_a_real_sweep_through_the_queue(head, tmp_path, shared_nb101):
-    uri = f"file:{tmp_path / 'mlruns'}"
+def test_a_real_sweep_through_the_queue(head, tmp_path, shared_nb101, tracking_server):
+    uri = tracking_server
     client = Client(head.address, tracking_uri=uri, queue_path=str(tmp_path / "q.db"))
     handle = client.submit(
         "nb101_baselines",

@@ -24,8 +24,8 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _supernet_weights(uri: str) -> dict:
-    tracker = Tracker(uri, "nb101-ws-correlation")
+def _supernet_weights(uri: str, experiment: str) -> dict:
+    tracker = Tracker(uri, experiment)
     runs = tracker.client.search_runs([tracker.experiment_id], "tags.role = 'supernet'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     blob = tracker.load_blob(runs[0].info.run_id, WEIGHTS)
@@ -33,9 +33,11 @@ def _supernet_weights(uri: str) -> dict:
 
 
 def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
-    shared_nb101, ray_cluster, tmp_path, monkeypatch
+    shared_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
 ):
     import jobs.ws_correlation as job
+
+    uri, clean, crashed = tracking_server, f"{experiment}-clean", f"{experiment}-crashed"
 
     common = [
         "--preset",
@@ -49,22 +51,21 @@ def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
         "--set",
         "supernet.epochs=3",
     ]
-    clean = f"file:{tmp_path / 'clean'}"
-    assert job.main([*common, "--tracking-uri", clean, "--output-dir", str(tmp_path / "out1")]) == 0
-    reference, _ = _supernet_weights(clean)
+    common += ["--tracking-uri", uri]
+    assert job.main([*common, "--set", f"experiment={clean}", "--output-dir", str(tmp_path / "out1")]) == 0
+    reference, _ = _supernet_weights(uri, clean)
 
-    crashed = f"file:{tmp_path / 'crashed'}"
     marker = tmp_path / "killed"
     monkeypatch.setenv(
         "SWEEPS_FAULT_INJECTION", json.dumps({"unit": "A2/uniform/supernet0", "marker": str(marker)})
     )
-    assert job.main([*common, "--tracking-uri", crashed, "--output-dir", str(tmp_path / "out2")]) == 0
+    assert job.main([*common, "--set", f"experiment={crashed}", "--output-dir", str(tmp_path / "out2")]) == 0
     assert marker.exists()  # the trainer's worker died after its first checkpoint
-    resumed, run = _supernet_weights(crashed)
+    resumed, run = _supernet_weights(uri, crashed)
     assert run.data.metrics["resumed_from_epoch"] == 1
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)  # same weights as never stopped
 
-    tracker = Tracker(crashed, "nb101-ws-correlation")
+    tracker = Tracker(uri, crashed)
     units = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
     assert sorted(r.data.tags["role"] for r in units) == ["evaluation", "supernet"]
     evaluation = next(r for r in units if r.data.tags["role"] == "evaluation")
@@ -73,7 +74,7 @@ def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
     assert "spearman_BNS_FT" in evaluation.data.metrics
 
     monkeypatch.delenv("SWEEPS_FAULT_INJECTION")
-    assert job.main([*common, "--tracking-uri", crashed, "--output-dir", str(tmp_path / "out3")]) == 0
+    assert job.main([*common, "--set", f"experiment={crashed}", "--output-dir", str(tmp_path / "out3")]) == 0
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")) == 2
     sweep = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")[0]
     assert sweep.data.metrics["units_skipped"] == 2
