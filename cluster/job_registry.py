@@ -60,6 +60,15 @@ register(
     )
 )
 register(JobSpec("bone_age", "jobs/bone_age.py", "cluster.boneage:BoneAgeJobConfig"))
+register(
+    JobSpec(
+        "fracture_detection",
+        "jobs/fracture_detection.py",
+        "cluster.detection:FractureDetectionConfig",
+        lambda config: config.with_preset(),
+    )
+)
+register(JobSpec("reader_study", "jobs/reader_study.py", "jobs.reader_study:ReaderStudyConfig"))
 
 
 def lookup(name: str) -> JobSpec:
