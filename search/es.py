@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import nevergrad as ng
 from pydantic import Field, field_validator
 
 from core.config import Config
@@ -103,9 +102,11 @@ def mutation_probability(
     return intensity / dimension
 
 
-def _parametrization(start: Genome, seed: int) -> ng.p.Tuple:
+def _parametrization(start: Genome, seed: int):
     """Three repeated TransitionChoice genes (5 depths, 20 kernels, 20 expands): 45 dimensions, the
     same mutation semantics as 45 separate parameters and ten times less nevergrad overhead."""
+    import nevergrad as ng
+
     groups = [(DEPTHS, 0, STAGES), (KERNELS, STAGES, N_BLOCKS), (EXPANDS, STAGES + N_BLOCKS, N_BLOCKS)]
     param = ng.p.Tuple(*(ng.p.TransitionChoice(list(c), repetitions=n, ordered=False) for c, _, n in groups))
     param.value = tuple(tuple(start[i : i + n]) for _, i, n in groups)
@@ -134,6 +135,8 @@ class OnePlusOneES:
             raise ValueError(f"mutation must be one of {list(OPTIMIZERS)}, got {mutation!r}")
         self.budget, self.num_workers, self.seed, self.mutation = budget, num_workers, seed, mutation
         self.start = validate(start)
+        import nevergrad as ng  # here, not at module level: workers import this module without needing it
+
         optimizer = ng.optimizers.registry[OPTIMIZERS[mutation]]
         self._opt = optimizer(_parametrization(self.start, seed), budget=budget, num_workers=num_workers)
         self._candidates: dict[int, object] = {}  # index -> nevergrad candidate, until told
@@ -209,6 +212,8 @@ class OnePlusOneES:
     # ---- checkpoint ------------------------------------------------------------------------
     def state(self) -> dict:
         """Everything needed to continue this search, as JSON-compatible data."""
+        import nevergrad as ng
+
         return {
             "format": CHECKPOINT_FORMAT,
             "optimizer": OPTIMIZERS[self.mutation],
@@ -235,6 +240,8 @@ class OnePlusOneES:
     @classmethod
     def from_state(cls, state: dict) -> OnePlusOneES:
         """Rebuild by replaying the logged asks and tells; each replayed ask must match its log."""
+        import nevergrad as ng
+
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             found = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise CheckpointError(
