@@ -591,6 +591,7 @@ class ClusterPool:
         self.running: dict[int, tuple[Task, list, dict]] = {}  # cluster -> (task, refs, done rank -> value)
         self.owner: dict = {}  # pending ObjectRef -> (cluster, rank)
         self.failures = 0
+        self.lost: set[int] = set()  # clusters that could not be restarted
 
     @property
     def busy(self) -> bool:
@@ -601,7 +602,7 @@ class ClusterPool:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        every = {c.index for c in self.clusters}
+        every = {c.index for c in self.clusters} - self.lost
         for task in list(self.queue):
             if not self.idle:
                 return
@@ -637,8 +638,16 @@ class ClusterPool:
                 f"{task.name}: its workers died {task.attempts} times (max_attempts "
                 f"{self.config.max_attempts}); last error: {err}"
             )
-        cluster.restart()
-        self.idle.append(cluster)
+        try:
+            cluster.restart()
+            self.idle.append(cluster)
+        except RuntimeError as restart_error:  # its resources are gone (a lost node): go on without it
+            self.lost.add(index)
+            print(
+                f"warning: {restart_error}; continuing with {len(self.clusters) - len(self.lost)} cluster(s)"
+            )
+            if len(self.lost) == len(self.clusters):
+                raise RuntimeError("every worker cluster is lost") from restart_error
         self.queue.appendleft(task)
 
     def wait(self) -> list[tuple[Task, dict]]:
@@ -1131,7 +1140,9 @@ class FractureNAS:
                     if c.final.macs_input_size
                     else ""
                 )
-                + f"; {c.final.epochs} epochs each. Data: {self.prepared.note}."
+                + f"; {c.final.epochs} epochs each. NAS #k: the k-th best network of the search; FractNet: "
+                "the one of them with the best validation AUFROC after retraining. "
+                f"Data: {self.prepared.note}."
             )
             markdown = table_markdown(table, c.data.input_size, c.final.macs_input_size, note)
             files += write_table(table, out, "table5_1", markdown)

@@ -52,7 +52,7 @@ def score_by_evaluation(index, score, start_score: float | None = None, title: s
     ax.set_ylabel("validation AUFROC")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="best")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
@@ -75,7 +75,7 @@ def score_by_parameters(params, score, is_start=None, title: str | None = None) 
     ax.set_ylabel("validation AUFROC")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="best")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
