@@ -47,7 +47,8 @@ class Tracker:
     """Thin layer over MlflowClient for sweeps: works with a server URI or a `file:` store."""
 
     def __init__(self, tracking_uri: str, experiment: str):
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # clean job logs
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # clean job logs:
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no link per run
         if tracking_uri.startswith("file:"):  # MLflow 3 keeps file stores behind an opt-in
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.tracking_uri = tracking_uri
