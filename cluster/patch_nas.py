@@ -155,7 +155,7 @@ PRESETS: dict[str, dict] = {
     "smoke": {
         "data": {"input_size": 32, "synthetic": {"studies": 48}},
         "recipe": {"epochs": 1, "batch_size": 32, "eval_batch_size": 128},
-        "search": {"budget": 6},
+        "search": {"budget": 4},
         "clusters": 2,
         "workers_per_cluster": 1,
         "final": {"epochs": 1, "baselines": ["efficientnet_b0"]},
@@ -171,7 +171,7 @@ PRESETS: dict[str, dict] = {
     "thesis": {"final": {"scratch": True}},
 }
 PRESET_NOTES = {
-    "smoke": "smoke preset: 48 synthetic studies, 32x32 inputs, 6 evaluations of 1 epoch (batch 32), "
+    "smoke": "smoke preset: 48 synthetic studies, 32x32 inputs, 4 evaluations of 1 epoch (batch 32), "
     "2 clusters x 1 worker, final stage 1 epoch with EfficientNet-b0 only; for tests",
     "default": "default preset: embedded synthetic patches at 32x32, 12 evaluations of 3 epochs (batch 32), "
     "2 clusters x 1 worker, final stage 6 epochs, the four timm baselines (thesis scale: --preset thesis)",

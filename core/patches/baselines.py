@@ -27,6 +27,8 @@ def label(name: str) -> str:
 
 
 def check_name(name: str) -> str:
+    if name in LABELS:  # the table's own: no need to import timm (slow) to validate a config
+        return name
     import timm
 
     if not timm.is_model(name):
