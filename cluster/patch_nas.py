@@ -699,6 +699,36 @@ class ClusterPool:
             cluster.shutdown()
 
 
+class LazyPool:
+    """A ClusterPool created on first use: a resubmitted run whose work is all in MLflow starts no
+    worker."""
+
+    def __init__(self, make):
+        self._make, self._pool = make, None
+
+    def _get(self) -> ClusterPool:
+        if self._pool is None:
+            self._pool = self._make()
+        return self._pool
+
+    def submit(self, task: Task, front: bool = False) -> None:
+        self._get().submit(task, front)
+
+    def wait(self) -> list[tuple[Task, dict]]:
+        return self._get().wait()
+
+    def run_all(self, tasks: list[Task], label: str) -> list[tuple[Task, dict]]:
+        return self._get().run_all(tasks, label) if tasks else []
+
+    @property
+    def failures(self) -> int:
+        return self._pool.failures if self._pool is not None else 0
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
 # ------------------------------------------------------------------------------------ search
 
 
@@ -715,7 +745,7 @@ class SearchDriver:
         self,
         es: OnePlusOneES,
         records: list[dict],
-        pool: ClusterPool | None,
+        pool: ClusterPool | LazyPool,
         make_job,
         tracker: Tracker,
         finished: dict[str, str],
@@ -966,15 +996,7 @@ class FractureNAS:
                 blob = json.dumps({"es": es_.state(), "records": records_}, default=_json_default)
                 self.tracker.save_blob(parent, CHECKPOINT, blob.encode())
 
-            pool = None
-            if not es.finished or c.final.enabled:
-                data_ref = ray.put(self.prepared.data)
-                pool = ClusterPool(c, data_ref, target, fault)
-                print(
-                    f"{len(pool.clusters)} worker cluster(s) x {c.workers_per_cluster} "
-                    f"{'GPU' if pool.use_gpu else 'CPU'} worker(s); {c.parallelism} candidates in flight",
-                    flush=True,
-                )
+            pool = LazyPool(lambda: self._pool(target, fault))
             try:
                 finished = self.tracker.finished_units()
                 driver = SearchDriver(
@@ -992,16 +1014,25 @@ class FractureNAS:
                 driver.run()
                 final = self.final_stage(pool, records, finished) if c.final.enabled else []
             finally:
-                if pool is not None:
-                    pool.shutdown()
+                pool.shutdown()
             summary = self.report(parent, records, final, es, start, pool)
         except BaseException:
             self.tracker.finish_sweep(parent, {}, status="FAILED")
             raise
         return summary | {"parent_run_id": parent}
 
+    def _pool(self, target: TrackingTarget, fault: dict | None) -> ClusterPool:
+        c = self.config
+        pool = ClusterPool(c, ray.put(self.prepared.data), target, fault)
+        print(
+            f"{len(pool.clusters)} worker cluster(s) x {c.workers_per_cluster} "
+            f"{'GPU' if pool.use_gpu else 'CPU'} worker(s); {c.parallelism} candidates in flight",
+            flush=True,
+        )
+        return pool
+
     # ---- final stage ---------------------------------------------------------------------
-    def final_stage(self, pool: ClusterPool, records: list[dict], finished: dict[str, str]) -> list[dict]:
+    def final_stage(self, pool: LazyPool, records: list[dict], finished: dict[str, str]) -> list[dict]:
         from core.patches.baselines import label
         from core.patches.report import top_networks, trajectory_frame
 
@@ -1074,7 +1105,7 @@ class FractureNAS:
             rows += extra
         return rows
 
-    def _run_jobs(self, pool: ClusterPool, jobs: list[dict], finished: dict[str, str], label: str) -> dict:
+    def _run_jobs(self, pool: LazyPool, jobs: list[dict], finished: dict[str, str], label: str) -> dict:
         results, todo, seen = {}, [], set()
         for job in jobs:
             key = job["unit"].key
@@ -1149,7 +1180,7 @@ class FractureNAS:
             print(markdown)
         metrics = {k: v for k, v in summary.items() if isinstance(v, int | float) and np.isfinite(v)}
         metrics["wall_seconds"] = time.perf_counter() - start
-        metrics["cluster_failures"] = pool.failures if pool is not None else 0
+        metrics["cluster_failures"] = pool.failures
         self.tracker.finish_sweep(parent, metrics, files)
         return summary | {"files": [str(f) for f in files], "markdown": markdown}
 
