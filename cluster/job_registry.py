@@ -69,6 +69,7 @@ register(
     )
 )
 register(JobSpec("reader_study", "jobs/reader_study.py", "jobs.reader_study:ReaderStudyConfig"))
+register(JobSpec("fracture_nas", "jobs/fracture_nas.py", "cluster.patch_nas:FractureNASConfig"))
 
 
 def lookup(name: str) -> JobSpec:
