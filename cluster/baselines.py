@@ -18,7 +18,7 @@ from cluster.scheduler import TrackingTarget, Unit, maybe_die
 from cluster.tracking import stable_key
 from core.config import Config, ConfigError
 from core.nb101.benchmark import Benchmark
-from core.nb101.space import SUBSPACES
+from core.nb101.space import SUBSPACES, check_subspaces
 from search.regret import change_points
 from search.runner import METHODS, run_search
 from search.space_data import SpaceData
@@ -47,13 +47,7 @@ class BaselinesConfig(Config):
     @field_validator("spaces")
     @classmethod
     def _known_spaces(cls, spaces):
-        if spaces is not None:
-            unknown = [s for s in spaces if s not in SUBSPACES]
-            if unknown:
-                raise ValueError(f"unknown sub-space(s) {unknown}; expected some of {list(SUBSPACES)}")
-            if not spaces:
-                raise ValueError("at least one sub-space is needed")
-        return spaces
+        return check_subspaces(spaces)
 
     @field_validator("methods")
     @classmethod

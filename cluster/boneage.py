@@ -33,7 +33,7 @@ from core.boneage.config import (
     ModelConfig,
     TrainConfig,
 )
-from core.config import Config, ConfigError, deep_merge, load_config, set_dotted
+from core.config import Config, ConfigError, deep_merge, flatten, load_config, set_dotted
 
 UNIT_VERSION = 1  # bump when a unit's results would change for the same config
 CHECKPOINT = "checkpoints/last.pt"
@@ -253,15 +253,6 @@ def plan(config: BoneAgeJobConfig, data: SweepData) -> list[Unit]:
     return units
 
 
-def _flat(prefix: str, value, out: dict) -> dict:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-    return out
-
-
 def _step_metrics(record: dict) -> list:
     from mlflow.entities import Metric
 
@@ -311,7 +302,7 @@ class BoneAgeTrainer:
         trainer = Trainer(
             model_cfg, train_cfg, train, val, weights, v.use_ca, self.device, name=v.name, log=_log
         )
-        params = _flat("", {k: x for k, x in p.items() if k != "data"}, {}) | {
+        params = flatten({k: x for k, x in p.items() if k != "data"}) | {
             "device": self.device,
             "init": trainer.init_note,
             "data_source": data.note,

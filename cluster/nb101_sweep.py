@@ -23,7 +23,7 @@ from cluster.scheduler import Node, TrackingTarget, Unit, maybe_die
 from cluster.tracking import stable_key
 from cluster.ws_correlation import EMBEDDED_RECIPE, Study, WSCorrelationConfig
 from core.config import Config
-from core.nb101.space import SUBSPACES
+from core.nb101.space import check_subspaces
 from search.regret import change_points
 from search.space_data import SpaceData
 from search.ws_search import search_proxy, train_ranked
@@ -100,9 +100,7 @@ class SweepConfig(Config):
     @field_validator("spaces")
     @classmethod
     def _spaces(cls, spaces):
-        if spaces is not None and (unknown := [s for s in spaces if s not in SUBSPACES]):
-            raise ValueError(f"unknown sub-space(s) {unknown}; expected some of {list(SUBSPACES)}")
-        return spaces
+        return check_subspaces(spaces)
 
     def baselines(self) -> BaselinesConfig:
         return BaselinesConfig(

@@ -46,7 +46,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cluster.scheduler import TrackingTarget, Unit, fault_hook, maybe_die
 from cluster.tracking import SWEEP_KEY, Tracker, stable_key
-from core.config import Config, ConfigError, load_config
+from core.config import Config, ConfigError, flatten, load_config
 from core.patches.config import FinetuneRecipe, PatchDataConfig
 from core.progress import Progress
 from search.es import CheckpointError, ESConfig, OnePlusOneES, Proposal
@@ -876,15 +876,6 @@ def sweep_key(config: FractureNASConfig, data_identity: str, supernet: str) -> s
     )
 
 
-def _flat(prefix: str, value, out: dict) -> dict:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-    return out
-
-
 def load_checkpoint(
     tracker: Tracker, parent: str, config: FractureNASConfig
 ) -> tuple[OnePlusOneES, list[dict]]:
@@ -970,7 +961,7 @@ class FractureNAS:
     def run(self, start: float) -> dict:
         c = self.config
         fault = fault_hook()
-        flat = _flat("", c.model_dump(), {})
+        flat = flatten(c.model_dump())
         parent = self.tracker.start_sweep(
             c.sweep_name,
             self.key,

@@ -21,7 +21,7 @@ from cluster.scheduler import Node, TrackingTarget, Unit
 from cluster.tracking import stable_key
 from core.config import Config
 from core.nb101.benchmark import Benchmark
-from core.nb101.space import SUBSPACES
+from core.nb101.space import check_subspaces
 from core.ws.cells import CellSampler, space_cells
 from core.ws.config import VARIANTS, SupernetConfig
 
@@ -73,9 +73,7 @@ class WSCorrelationConfig(Config):
     @field_validator("spaces")
     @classmethod
     def _spaces(cls, spaces):
-        if spaces is not None and (unknown := [s for s in spaces if s not in SUBSPACES]):
-            raise ValueError(f"unknown sub-space(s) {unknown}; expected some of {list(SUBSPACES)}")
-        return spaces
+        return check_subspaces(spaces)
 
     def recipe(self, space: str, variant: str, replicate: int) -> SupernetConfig:
         """The full supernet config of one replicate (validated: a bad key fails here)."""

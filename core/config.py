@@ -80,6 +80,15 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """{'train': {'lr': 1}} -> {'train.lr': 1}: nested config as flat keys (MLflow params)."""
+    out = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        out |= flatten(value, name) if isinstance(value, dict) else {name: value}
+    return out
+
+
 def set_dotted(data: dict, key: str, value) -> None:
     """Set `a.b.c` in nested mappings, creating the intermediate ones."""
     *parents, last = key.split(".")

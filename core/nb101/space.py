@@ -212,6 +212,18 @@ def enumerate_space(
     return table
 
 
+def check_subspaces(names: list[str] | None) -> list[str] | None:
+    """Config validation: None (every sub-space) or a non-empty list of known names."""
+    if names is None:
+        return None
+    unknown = [s for s in names if s not in SUBSPACES]
+    if unknown:
+        raise ValueError(f"unknown sub-space(s) {unknown}; expected some of {list(SUBSPACES)}")
+    if not names:
+        raise ValueError("at least one sub-space is needed")
+    return names
+
+
 def subspace_mask(table: pa.Table, name: str) -> pa.ChunkedArray:
     """Boolean mask of the rows in sub-space `name` (A1..A4, FULL, RES, NRES)."""
     if name == "FULL":

@@ -58,3 +58,13 @@ def test_deep_merge_keeps_nested_keys():
         "spaces",
         ["A1", "A2"],
     )
+
+
+def test_flatten_nested_sections():
+    from core.config import flatten
+
+    assert flatten({"train": {"lr": 0.1, "ema": {"decay": 0.99}}, "seed": 0}) == {
+        "train.lr": 0.1,
+        "train.ema.decay": 0.99,
+        "seed": 0,
+    }
