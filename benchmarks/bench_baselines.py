@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _timing import best_time
 
-from cluster.baselines import BaselinesConfig, baseline_unit, plan
+from cluster.baselines import BaselinesConfig, baseline_search, plan, record_search
 from cluster.runtime import init_ray
 from cluster.scheduler import TrackingTarget, run_units
 from cluster.tracking import Tracker
@@ -44,7 +44,7 @@ def through_ray(units, data, home: Path, cpus: int, tag: str) -> float:
         init_ray(num_cpus=cpus)
         begin = time.perf_counter()
         target = TrackingTarget(url, f"bench-{tag}", parent)
-        run_units(units, baseline_unit, target, shared=(data, [100, 1000]))
+        run_units(units, baseline_search, record_search, target, shared=(data, [100, 1000]))
         return time.perf_counter() - begin
     finally:
         ray.shutdown()
@@ -72,16 +72,20 @@ def main() -> None:
             evaluations += result.stats["evaluations"]
 
     t_plain, _ = best_time(plain, 1)
-    print(f"{len(units)} searches ({args.seeds} seeds x RS, GS) on {args.space} ({len(space):,} real cells), "
-          f"{evaluations:,} evaluations")
+    print(
+        f"{len(units)} searches ({args.seeds} seeds x RS, GS) on {args.space} ({len(space):,} real cells), "
+        f"{evaluations:,} evaluations"
+    )
     print(f"plain process, 1 CPU:        {t_plain:7.1f} s  {evaluations / t_plain:>10,.0f} evaluations/s")
     with tempfile.TemporaryDirectory() as tmp:
         t_ray1 = through_ray(units, {args.space: space}, Path(tmp) / "one", 1, "one-cpu")
         t_ray2 = through_ray(units, {args.space: space}, Path(tmp) / "two", 2, "two-cpus")
     print(f"Ray + MLflow server, 1 CPU:  {t_ray1:7.1f} s  {evaluations / t_ray1:>10,.0f} evaluations/s")
     print(f"Ray + MLflow server, 2 CPUs: {t_ray2:7.1f} s  {evaluations / t_ray2:>10,.0f} evaluations/s")
-    print(f"overhead of Ray + MLflow at equal CPUs: {100 * (t_ray1 / t_plain - 1):+.1f}% (goal < 20%); "
-          f"ratio plain/Ray(2 CPUs) {t_plain / t_ray2:.2f}x")
+    print(
+        f"overhead of Ray + MLflow at equal CPUs: {100 * (t_ray1 / t_plain - 1):+.1f}% (goal < 20%); "
+        f"ratio plain/Ray(2 CPUs) {t_plain / t_ray2:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The baseline NAS sweep (thesis 4.3.3): RS and GS, many seeds, every NB-101 sub-space.
 
 `BaselinesConfig` is the sweep's validated config; `plan()` turns it into units (one per
-space x method x seed) with stable keys; `baseline_unit` is the Ray task that runs one unit
+space x method x seed) with stable keys; `baseline_search` is the Ray task that runs one unit
 and logs it as a child run; `report()` builds the regret table and figures from the results.
 """
 
@@ -125,10 +125,8 @@ def summarize(trajectory: pa.Table, report_steps: list[int]) -> dict:
     return out
 
 
-def baseline_unit(
-    unit: Unit, target: TrackingTarget, fault: dict | None, spaces: dict, report_steps: list
-) -> dict:
-    """Ray task: run one search, log it as a child run, return its summary and regret steps."""
+def baseline_search(unit: Unit, fault: dict | None, spaces: dict, report_steps: list) -> dict:
+    """Ray task (one CPU): run one search; its logging is a separate task (`record_search`)."""
     maybe_die(unit, fault)
     p = unit.params
     space: SpaceData = spaces[p["space"]]
@@ -136,16 +134,28 @@ def baseline_unit(
     metrics = summarize(result.trajectory, report_steps) | {
         k: float(v) for k, v in result.stats.items() if isinstance(v, int | float | bool)
     }
+    return {"unit": unit, "metrics": metrics, "trajectory": result.trajectory}
+
+
+def record_search(target: TrackingTarget, result: dict) -> dict:
+    """Ray task (no CPU: it waits on the tracking server): log a finished search as a child run,
+    so the CPU goes on to the next search meanwhile."""
+    unit, p = result["unit"], result["unit"].params
     run_id = target.tracker().log_unit(
         target.parent_run_id,
         unit.key,
         unit.name,
         params=p | {"clock": "simulated seconds (benchmark training time)"},
-        metrics=metrics,
-        tables={"trajectory.parquet": result.trajectory},
+        metrics=result["metrics"],
+        tables={"trajectory.parquet": result["trajectory"]},
         tags={"space": p["space"], "method": p["method"]},
     )
-    return {"key": unit.key, "run_id": run_id, "metrics": metrics, "steps": change_points(result.trajectory)}
+    return {
+        "key": unit.key,
+        "run_id": run_id,
+        "metrics": result["metrics"],
+        "steps": change_points(result["trajectory"]),
+    }
 
 
 def curves_table(units: list[Unit], steps: dict[str, pa.Table]) -> pa.Table:

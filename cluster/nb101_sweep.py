@@ -17,9 +17,9 @@ import pyarrow as pa
 import ray
 from pydantic import Field, field_validator
 
-from cluster.baselines import BaselinesConfig, baseline_unit
+from cluster.baselines import BaselinesConfig, baseline_search, record_search
 from cluster.baselines import plan as baseline_plan
-from cluster.scheduler import Node, TrackingTarget, Unit, maybe_die
+from cluster.scheduler import Node, TrackingTarget, Unit, maybe_die, unit_launcher
 from cluster.tracking import stable_key
 from cluster.ws_correlation import EMBEDDED_RECIPE, Study, WSCorrelationConfig
 from core.config import Config
@@ -203,6 +203,7 @@ class Sweep:
         self.baseline_units = baseline_plan(config.baselines(), bench, spaces)
         self.space_data = {s: SpaceData.from_benchmark(bench, s) for s in spaces}
         self._shared = None
+        self._baseline_launch = None
         self.ws_units: list[Unit] = []
         nodes = [Node(u, self.launch_baseline, reuse=self.reuse_search) for u in self.baseline_units]
         nodes += self.study.nodes
@@ -247,11 +248,12 @@ class Sweep:
             self._shared = (ray.put(self.space_data), ray.put([100, 1000, 10_000]))
         return self._shared
 
-    def launch_baseline(self, unit: Unit, _deps):
-        task = ray.remote(baseline_unit).options(
-            num_cpus=1, max_retries=self.config.max_retries, retry_exceptions=False
-        )
-        return task.remote(unit, self.target, self.fault, *self._refs())
+    def launch_baseline(self, unit: Unit, deps):
+        if self._baseline_launch is None:
+            self._baseline_launch = unit_launcher(
+                baseline_search, record_search, self.target, self._refs(), self.config.max_retries
+            )
+        return self._baseline_launch(unit, deps)
 
     def launch_ws(self, unit: Unit, deps: dict):
         supernet_key = unit.params["supernet"]

@@ -126,24 +126,36 @@ def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Swee
 
 def run_units(
     units: list[Unit],
-    task: Callable,
+    compute: Callable,
+    record: Callable,
     target: TrackingTarget,
     shared: tuple = (),
     max_retries: int = 3,
     label: str = "units",
 ) -> SweepRun:
-    """Independent units as Ray tasks `task(unit, target, fault, *shared)`; shared inputs are
-    put in the object store once."""
+    """Independent units: `compute(unit, fault, *shared)` on one CPU, then `record(target,
+    result)` logging it on no CPU, so the CPUs never wait on the tracking server. Shared inputs
+    are put in the object store once; each task is retried when its worker dies."""
+    launch = unit_launcher(compute, record, target, shared, max_retries)
+    return run_graph([Node(u, launch) for u in units], target.tracker(), label)
+
+
+def unit_launcher(
+    compute: Callable, record: Callable, target: TrackingTarget, shared: tuple = (), max_retries: int = 3
+) -> Callable:
+    """A Node.launch that chains a computing task (one CPU) and its logging task (no CPU)."""
     import ray
 
-    remote = ray.remote(task).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
-    refs_shared: tuple = ()
+    work = ray.remote(compute).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
+    log = ray.remote(record).options(num_cpus=0, max_retries=max_retries, retry_exceptions=False)
+    refs: tuple = ()
     fault = fault_hook()
 
     def launch(unit, _deps):
-        nonlocal refs_shared
-        if not refs_shared and shared:
-            refs_shared = tuple(ray.put(x) for x in shared)  # once, not once per task
-        return remote.remote(unit, target, fault, *refs_shared)
+        nonlocal refs
+        if not refs and shared:
+            # once, not once per task (values already in the object store are passed as they are)
+            refs = tuple(x if isinstance(x, ray.ObjectRef) else ray.put(x) for x in shared)
+        return log.remote(target, work.remote(unit, fault, *refs))
 
-    return run_graph([Node(u, launch) for u in units], target.tracker(), label)
+    return launch

@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd
 
 from cluster.baselines import (  # noqa: E402
     BaselinesConfig,
-    baseline_unit,
+    baseline_search,
     curves_table,
     open_benchmark,
     plan,
+    record_search,
     report,
     resolve_spaces,
 )
@@ -92,7 +93,8 @@ def main(argv=None) -> int:
     init_ray(config.ray_address)
     outcome = run_units(
         units,
-        baseline_unit,
+        baseline_search,
+        record_search,
         TrackingTarget(uri, config.experiment, parent),
         shared=(data, config.report_steps),
         max_retries=config.max_retries,
