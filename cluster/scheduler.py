@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ray
+
 from cluster.tracking import Tracker
 from core.progress import Progress
 
@@ -143,11 +145,12 @@ def run_units(
 def unit_launcher(
     compute: Callable, record: Callable, target: TrackingTarget, shared: tuple = (), max_retries: int = 3
 ) -> Callable:
-    """A Node.launch that chains a computing task (one CPU) and its logging task (no CPU)."""
+    """A Node.launch that chains a computing task (one CPU) and its logging, done by one logger
+    actor (no CPU, a warm process) so that the CPUs never wait on the tracking server."""
     import ray
 
     work = ray.remote(compute).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
-    log = ray.remote(record).options(num_cpus=0, max_retries=max_retries, retry_exceptions=False)
+    logger = RunLogger.options(num_cpus=0, max_concurrency=4).remote()
     refs: tuple = ()
     fault = fault_hook()
 
@@ -156,6 +159,14 @@ def unit_launcher(
         if not refs and shared:
             # once, not once per task (values already in the object store are passed as they are)
             refs = tuple(x if isinstance(x, ray.ObjectRef) else ray.put(x) for x in shared)
-        return log.remote(target, work.remote(unit, fault, *refs))
+        return logger.call.remote(record, target, work.remote(unit, fault, *refs))
 
     return launch
+
+
+@ray.remote(max_restarts=-1, max_task_retries=3)
+class RunLogger:
+    """Runs `record(target, result)` calls: one long-lived process logs every unit's run."""
+
+    def call(self, record: Callable, target: TrackingTarget, result):
+        return record(target, result)
