@@ -104,3 +104,14 @@ def test_committed_minibench_spreads_and_every_subspace_but_a4_has_cells(miniben
     q = minibench.query(minibench.table["hash"].to_pylist())
     assert (q["halfway_training_time"] < q["training_time"]).all()
     assert (q["test_accuracy"] <= 1).all() and (q["test_accuracy"] > 0).all()
+
+
+def test_committed_minibench_is_reproducible(minibench, tmp_path):
+    """Retraining two committed cells gives their committed accuracies exactly (seeded, CPU)."""
+    rows = enumerate_space(max_vertices=5).to_pylist()[:2]
+    path = tmp_path / "again.parquet"
+    train_chunk(rows, MinibenchConfig(), path)
+    again = Benchmark(assemble([path], MinibenchConfig(), 0.0))
+    hashes = [r["hash"] for r in rows]
+    for metric in ("validation_accuracy", "test_accuracy", "halfway_test_accuracy"):
+        assert np.array_equal(again.query(hashes)[metric], minibench.query(hashes)[metric]), metric
