@@ -66,9 +66,11 @@ def main() -> None:
         ratios.append(t_super / t_alone)
     t_mean = step_time(supernet, lambda inp: supernet(inp, cells[0]), x, y, dev)
     print(f"training step, batch {args.batch} at 32x32, 16 filters, {args.cells} sampled cells on {dev}:")
-    print(f"  supernet path / standalone network: median {np.median(ratios):.2f}x "
-          f"(min {min(ratios):.2f}, max {max(ratios):.2f}; goal < 1.2x); "
-          f"supernet {args.batch / t_mean:,.0f} images/s on one cell")
+    print(
+        f"  supernet path / standalone network: median {np.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}; goal < 1.2x); "
+        f"supernet {args.batch / t_mean:,.0f} images/s on one cell"
+    )
 
     data = digits_splits()
     small = Macro(stem_filters=8, num_stacks=2, modules_per_stack=1, in_channels=1)
@@ -93,8 +95,10 @@ def main() -> None:
         t_single = min(t_single, best_time(one_by_one, 1)[0])
         t_batch = min(t_batch, best_time(batched, 1)[0])
     n = args.score_cells
-    print(f"BNS-FT scoring on digits, {n} cells on {dev}: batched {n / t_batch:,.1f} cells/s, "
-          f"one call per cell {n / t_single:,.1f} cells/s -> {t_single / t_batch:.2f}x")
+    print(
+        f"BNS-FT scoring on digits, {n} cells on {dev}: batched {n / t_batch:,.1f} cells/s, "
+        f"one call per cell {n / t_single:,.1f} cells/s -> {t_single / t_batch:.2f}x"
+    )
 
 
 if __name__ == "__main__":
