@@ -74,11 +74,16 @@ def close_sweep(
 ) -> int:
     """Log the sweep's counts and files on its parent run, print the report and where it is."""
     units = len(outcome.ran) + len(outcome.skipped)
+    kept = {k: r["run_id"] for k, r in outcome.results.items() if isinstance(r, dict) and r.get("run_id")}
+    duplicates = tracker.prune_duplicates(parent, kept)
+    if duplicates:
+        print(f"removed {duplicates} duplicate unit run(s) left by an interrupted attempt")
     metrics = {
         "units": units,
         "units_run": len(outcome.ran),
         "units_skipped": len(outcome.skipped),
         "wall_seconds": time.perf_counter() - start,
+        "duplicate_runs_removed": duplicates,
     }
     tracker.finish_sweep(parent, metrics, files)
     print(markdown)

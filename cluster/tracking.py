@@ -137,6 +137,27 @@ class Tracker:
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
+    def prune_duplicates(self, parent_run_id: str, kept: dict[str, str]) -> int:
+        """Delete the unit runs of a sweep that duplicate the one it used (`kept`: key -> run id).
+
+        A driver killed mid-write can leave a run behind that lands after the resumed sweep
+        cleaned up (a request still queued at the server, a client retry); once the sweep has
+        its results, every other run of the same key under this parent is a duplicate.
+        Runs of other sweeps are never touched.
+        """
+        query = f"tags.`{KIND}` = 'unit' and tags.`{PARENT}` = '{parent_run_id}'"
+        removed, token = 0, None
+        while True:
+            page = self.client.search_runs([self.experiment_id], query, max_results=10_000, page_token=token)
+            for run in page:
+                key = run.data.tags.get(UNIT_KEY)
+                if key in kept and kept[key] != run.info.run_id:
+                    self.client.delete_run(run.info.run_id)
+                    removed += 1
+            token = page.token
+            if not token:
+                return removed
+
     # ---- long units that checkpoint (supernet training) --------------------------------
     def open_unit(
         self, parent_run_id: str, key: str, name: str, params: dict, tags: dict | None = None

@@ -55,6 +55,16 @@ def _state(uri: str, experiment: str) -> dict:
     return state, len(runs)
 
 
+def _duplicates(uri: str, experiment: str) -> list:
+    """(name, status, start time) of unit runs whose name occurs more than once: for failure messages."""
+    tracker = Tracker(uri, experiment)
+    runs = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
+    names = [r.info.run_name for r in runs]
+    return sorted(
+        (r.info.run_name, r.info.status, r.info.start_time) for r in runs if names.count(r.info.run_name) > 1
+    )
+
+
 def _deterministic(metrics: dict) -> dict:
     """Metrics that do not depend on wall-clock measurements."""
     timed = ("seconds", "images_per_s", "cells_per_s", "resumed_from_epoch")
@@ -108,7 +118,7 @@ def test_killed_driver_resubmitted_equals_uninterrupted(
 
     assert job.main([*small, "--set", f"experiment={crashed}", "--output-dir", str(tmp_path / "o3")]) == 0
     final, n_final = _state(uri, crashed)
-    assert n_final == len(final) == len(reference)  # no duplicated unit runs
+    assert n_final == len(final) == len(reference), _duplicates(uri, crashed)  # no duplicated unit runs
     assert set(final) == set(reference)
     for name, (key, status, metrics) in final.items():
         ref_key, _, ref_metrics = reference[name]

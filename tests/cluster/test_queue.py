@@ -103,13 +103,23 @@ class RayHead:
 
 @pytest.fixture(scope="module")
 def head():
+    # The test head runs without token auth; the setting must not outlive this module: a Ray
+    # cluster started later in this process would disagree with its driver about auth, and its
+    # GCS would take the driver for dead and destroy every actor the driver creates.
+    before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     _register_probe()
     h = RayHead()
-    h.start()
-    yield h
-    h.stop()
-    shutil.rmtree(h.temp, ignore_errors=True)
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+        shutil.rmtree(h.temp, ignore_errors=True)
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
 
 
 def _drive(client: Client, handles, timeout: float = 400) -> None:

@@ -48,3 +48,24 @@ def test_an_interrupted_attempt_is_replaced_not_counted(tracker):
     live = tracker.client.search_runs([tracker.experiment_id], f"tags.`{UNIT_KEY}` = 'u9'")
     assert [r.info.run_id for r in live] == [run_id]  # exactly one run for the unit
     assert tracker.client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
+
+
+def test_late_duplicates_of_a_sweep_are_pruned_and_other_sweeps_kept(tracker):
+    parent = tracker.start_sweep("sweep", "k3", {})
+    other = tracker.start_sweep("other", "k4", {})
+    kept = tracker.log_unit(parent, "u5", "A2/RS/seed0", {}, {"final_regret": 0.1})
+    tags = {PARENT: parent, UNIT_KEY: "u5", KIND: "unit"}
+    late_running = tracker.client.create_run(tracker.experiment_id, tags=tags).info.run_id
+    late_finished = tracker.client.create_run(tracker.experiment_id, tags=tags).info.run_id
+    tracker.client.set_terminated(late_finished, "FINISHED")
+    foreign = tracker.client.create_run(tracker.experiment_id, tags=tags | {PARENT: other}).info.run_id
+    untouched = tracker.log_unit(parent, "u6", "A2/RS/seed1", {}, {"final_regret": 0.2})
+
+    assert tracker.prune_duplicates(parent, {"u5": kept, "u6": untouched}) == 2
+    live = {
+        r.info.run_id for r in tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
+    }
+    assert live == {kept, foreign, untouched}
+    assert tracker.client.get_run(late_running).info.lifecycle_stage == "deleted"
+    assert tracker.client.get_run(late_finished).info.lifecycle_stage == "deleted"
+    assert tracker.prune_duplicates(parent, {"u5": kept, "u6": untouched}) == 0
