@@ -92,14 +92,17 @@ class Tracker:
         query = f"tags.`{KIND}` = 'unit' and attributes.status = 'FINISHED'"
         if parent_run_id:
             query += f" and tags.`{PARENT}` = '{parent_run_id}'"
-        found, token = {}, None
+        return {run.data.tags[UNIT_KEY]: run.info.run_id for run in self._all_runs(query)}
+
+    def _all_runs(self, query: str):
+        """Every live run of the experiment matching `query`, page after page."""
+        token = None
         while True:
             page = self.client.search_runs([self.experiment_id], query, max_results=10_000, page_token=token)
-            for run in page:
-                found[run.data.tags[UNIT_KEY]] = run.info.run_id
+            yield from page
             token = page.token
             if not token:
-                return found
+                return
 
     def _drop_unfinished(self, key: str) -> int:
         stale = self.client.search_runs(
@@ -146,17 +149,14 @@ class Tracker:
         Runs of other sweeps are never touched.
         """
         query = f"tags.`{KIND}` = 'unit' and tags.`{PARENT}` = '{parent_run_id}'"
-        removed, token = 0, None
-        while True:
-            page = self.client.search_runs([self.experiment_id], query, max_results=10_000, page_token=token)
-            for run in page:
-                key = run.data.tags.get(UNIT_KEY)
-                if key in kept and kept[key] != run.info.run_id:
-                    self.client.delete_run(run.info.run_id)
-                    removed += 1
-            token = page.token
-            if not token:
-                return removed
+        stale = [
+            run.info.run_id
+            for run in self._all_runs(query)
+            if run.data.tags.get(UNIT_KEY) in kept and kept[run.data.tags[UNIT_KEY]] != run.info.run_id
+        ]
+        for run_id in stale:
+            self.client.delete_run(run_id)
+        return len(stale)
 
     # ---- long units that checkpoint (supernet training) --------------------------------
     def open_unit(
