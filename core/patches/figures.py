@@ -48,14 +48,7 @@ def score_by_evaluation(index, score, start_score: float | None = None, title: s
     if start_score is not None:
         ax.axhline(start_score, color="red", linewidth=1, label=f"start score {start_score:.3f}")
     ax.axhline(float(np.max(y)), color="green", linewidth=1, label=f"best found {np.max(y):.3f}")
-    ax.set_xlabel("evaluation")
-    ax.set_ylabel("validation AUFROC")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "evaluation", title)
 
 
 def score_by_parameters(params, score, is_start=None, title: str | None = None) -> Figure:
@@ -71,7 +64,12 @@ def score_by_parameters(params, score, is_start=None, title: str | None = None) 
             raise ValueError(f"is_start: expected {p.shape[0]} values, got {mask.shape}")
         if mask.any():
             ax.scatter(p[mask] / 1e6, y[mask], s=160, marker="*", color="red", label=START_LABEL, zorder=3)
-    ax.set_xlabel("trainable parameters (millions)")
+    return _finish(fig, ax, "trainable parameters (millions)", title)
+
+
+def _finish(fig: Figure, ax, xlabel: str, title: str | None) -> Figure:
+    """Axis labels (AUFROC on y), title, legend and grid shared by the chapter-5 figures."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation AUFROC")
     if title:
         ax.set_title(title)

@@ -10,17 +10,6 @@ import pytest
 from cluster.tracking import KIND, UNIT_KEY, Tracker
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from cluster.runtime import init_ray
-
-    init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def test_sweep_survives_a_killed_worker_and_resumes_without_rework(
     shared_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
 ):

@@ -113,17 +113,6 @@ def test_bad_config_and_bad_data_stop_before_any_run(tmp_path, monkeypatch, caps
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from cluster.runtime import init_ray
-
-    init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_path, monkeypatch, capsys):
     import jobs.bone_age as job
 

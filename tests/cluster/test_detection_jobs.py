@@ -31,17 +31,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from cluster.runtime import init_ray
-
-    init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     ray_cluster, tmp_path, monkeypatch
 ):

@@ -34,17 +34,6 @@ SMALL = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from cluster.runtime import init_ray
-
-    init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 def _state(uri: str, experiment: str) -> dict:
     """Unit name -> (key, metrics) of every live unit run, and the number of live unit runs."""
     tracker = Tracker(uri, experiment)

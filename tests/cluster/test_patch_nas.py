@@ -32,17 +32,6 @@ def cache_dir(tmp_path_factory):
         os.environ["SWEEPS_CACHE_DIR"] = old
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from cluster.runtime import init_ray
-
-    init_ray(num_cpus=2)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def checkpoint(tracker: Tracker, parent: str) -> dict:
     return json.loads(tracker.load_blob(parent, "es/checkpoint.json"))
 

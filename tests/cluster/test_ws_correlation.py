@@ -6,22 +6,10 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 import torch
 
 from cluster.tracking import KIND, Tracker
 from cluster.ws_actors import WEIGHTS
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    from cluster.runtime import init_ray
-
-    init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 def _supernet_weights(uri: str, experiment: str) -> dict:

@@ -1,0 +1,17 @@
+"""Fixtures of the cluster tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private local Ray cluster of 2 CPUs for one test module; yields its GCS address."""
+    import ray
+
+    from cluster.runtime import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
