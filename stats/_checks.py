@@ -51,25 +51,24 @@ def same_length(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
         raise ValueError(f"{name_a} and {name_b} must have the same length, got {len(a)} and {len(b)}")
 
 
+def check_fraction(value, name: str, hint: str = "") -> float:
+    """A number strictly inside (0, 1): a level, an alpha, a power."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}") from None
+    if not 0.0 < number < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}{hint}")
+    return number
+
+
 def check_level(level: float) -> float:
     """A confidence level strictly inside (0, 1)."""
-    try:
-        value = float(level)
-    except (TypeError, ValueError):
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}") from None
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r} (use 0.95, not 95)")
-    return value
+    return check_fraction(level, "level", " (use 0.95, not 95)")
 
 
 def check_alpha(alpha: float) -> float:
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}") from None
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    return value
+    return check_fraction(alpha, "alpha")
 
 
 def check_alternative(alternative: str) -> str:

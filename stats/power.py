@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from stats._checks import check_alpha, check_alternative
+from stats._checks import check_alpha, check_alternative, check_fraction
 
 _SM_ALTERNATIVE = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
 _MAX_RUNS = 10_000_000
@@ -33,13 +33,7 @@ def _check_n(n, name: str, minimum: int) -> float:
 
 
 def _check_power(power: float) -> float:
-    try:
-        value = float(power)
-    except (TypeError, ValueError):
-        raise ValueError(f"power must be a number in (0, 1), got {power!r}") from None
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"power must be in (0, 1), got {power!r}")
-    return value
+    return check_fraction(power, "power")
 
 
 def _check_effect(effect_size) -> float:
