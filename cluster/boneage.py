@@ -541,7 +541,7 @@ def _build_report(
     from core.boneage.weights import LABELS
     from core.metrics.boneage import evaluation_frame, offset_correlation
     from stats.figures import save_figure
-    from stats.tables import bone_age_report, markdown_table
+    from stats.tables import BONE_AGE_COLUMNS, bone_age_report, markdown_table
 
     out_dir.mkdir(parents=True, exist_ok=True)
     ev = config.evaluation
@@ -553,18 +553,7 @@ def _build_report(
     predictions = pd.concat(frames, ignore_index=True)
     files: list[Path] = []
     tables = bone_age_report(
-        predictions[
-            [
-                "model",
-                "patient_id",
-                "sex",
-                "chronological_age",
-                "bone_age",
-                "predicted",
-                "pathological",
-                "predicted_pathological",
-            ]
-        ],
+        predictions[[*BONE_AGE_COLUMNS, "patient_id"]],
         level=ev.level,
         n_resamples=ev.n_resamples,
         seed=ev.seed,

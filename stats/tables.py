@@ -238,7 +238,7 @@ def oneshot_report(
 # --------------------------------------------------------------------------- tables 6.1-6.3
 
 
-_BONE_AGE_COLUMNS = (
+BONE_AGE_COLUMNS = (  # what bone_age_report needs; patient_id is optional
     "model",
     "sex",
     "chronological_age",
@@ -288,7 +288,7 @@ def bone_age_report(
     undefined in a sub-group (no pathological case for sensitivity) has NaN values.
     """
     level = check_level(level)
-    frame = to_pandas(predictions, _BONE_AGE_COLUMNS, "bone-age input")
+    frame = to_pandas(predictions, BONE_AGE_COLUMNS, "bone-age input")
     if len(frame) == 0:
         raise ValueError("bone-age input is empty")
     rows = []
