@@ -41,12 +41,10 @@ ray-down:
 	$(VENV)/bin/ray stop
 
 submit-baselines: setup mlflow-start
-	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . \
-		--runtime-env-json '{"env_vars": {"SWEEPS_SHARED_DIR": "$(abspath ../shared)"}}' -- python jobs/nb101_baselines.py $(ARGS)
+	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_baselines.py $(ARGS)
 
 submit-sweep: setup mlflow-start
-	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . \
-		--runtime-env-json '{"env_vars": {"SWEEPS_SHARED_DIR": "$(abspath ../shared)"}}' -- python jobs/nb101_sweep.py $(ARGS)
+	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_sweep.py $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -57,9 +57,11 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=10_000)
     p.add_argument("--space", default="A2")
     args = p.parse_args()
-    bench = Benchmark.from_shared_subset()
+    bench = Benchmark.real_subset()
     space = SpaceData.from_benchmark(bench, args.space)
-    config = BaselinesConfig(benchmark="shared", spaces=[args.space], seeds=args.seeds, budget=args.budget)
+    config = BaselinesConfig(
+        benchmark="real-subset", spaces=[args.space], seeds=args.seeds, budget=args.budget
+    )
     units = plan(config, bench, [args.space])
     evaluations = 0
 

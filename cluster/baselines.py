@@ -23,6 +23,7 @@ from search.regret import change_points
 from search.runner import METHODS, run_search
 from search.space_data import SpaceData
 
+REAL_SUBSET = "real-subset"  # --benchmark value: the 151,644 real NB-101 cells shipped with the project
 UNIT_VERSION = 1  # bump when a unit's results would change for the same config
 
 
@@ -30,7 +31,7 @@ class BaselinesConfig(Config):
     experiment: str = "nb101-baselines"
     sweep_name: str = "nb101-baselines"
     benchmark: str | None = Field(
-        None, description="benchmark Parquet; None: embedded mini-benchmark; 'shared'"
+        None, description=f"benchmark Parquet; None: embedded mini-benchmark; '{REAL_SUBSET}'"
     )
     spaces: list[str] | None = Field(None, description="None: every sub-space with cells in the benchmark")
     methods: list[Literal["RS", "GS"]] = ["RS", "GS"]
@@ -58,10 +59,11 @@ class BaselinesConfig(Config):
 
 
 def open_benchmark(spec: str | None) -> Benchmark:
-    """None: the embedded mini-benchmark; 'shared': ../shared real subset; else a Parquet path."""
+    """None: the embedded mini-benchmark; 'real-subset': the real NB-101 cells shipped with the
+    project; else a Parquet path."""
     if spec is None:
         return Benchmark.default()
-    if spec == "shared":
+    if spec == REAL_SUBSET:
         return Benchmark.from_shared_subset()
     if not Path(spec).exists():
         raise ConfigError(f"benchmark: file not found: {spec}")

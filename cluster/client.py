@@ -21,7 +21,7 @@ from cluster.job_registry import CONFIG_VARIABLE, lookup
 from cluster.queue_store import ACTIVE, TERMINAL, JobQueue, QueuedJob
 from cluster.tracking import stable_key
 from core.config import ConfigError
-from core.paths import REPO_ROOT, SHARED_DIR, cache_dir
+from core.paths import REPO_ROOT, cache_dir
 
 QUEUE_JOB_VARIABLE = "SWEEPS_QUEUE_JOB_ID"  # set in a queued job; its parent run is tagged with it
 QUEUE_TAG = "sweeps.queue_job"
@@ -179,12 +179,9 @@ def find_parent_run(tracking_uri: str | None, job_id: str):
 
 
 def job_environment(job: QueuedJob) -> dict:
-    """What a queued job receives: its config as JSON, its queue id, and where the shared data
-    is (the job runs from an uploaded copy of the repository, which has no ../shared beside it)."""
-    env = {CONFIG_VARIABLE: json.dumps(job.config), QUEUE_JOB_VARIABLE: job.id}
-    if SHARED_DIR.exists():
-        env["SWEEPS_SHARED_DIR"] = str(SHARED_DIR.resolve())
-    return env
+    """What a queued job receives: its config as JSON and its queue id (the data it needs travels
+    with the uploaded copy of the repository)."""
+    return {CONFIG_VARIABLE: json.dumps(job.config), QUEUE_JOB_VARIABLE: job.id}
 
 
 def submit_to_ray(client: Client, job: QueuedJob) -> str:

@@ -72,7 +72,7 @@ class SweepConfig(Config):
     experiment: str = "nb101-sweep"
     sweep_name: str = "nb101-sweep"
     benchmark: str | None = Field(
-        None, description="None: embedded mini-benchmark; 'shared'; or a Parquet path"
+        None, description="None: embedded mini-benchmark; 'real-subset'; or a Parquet path"
     )
     spaces: list[str] | None = None
     variants: list[Literal["uniform", "SINGLE-K", "PRO-RATA", "AVG-3", "S-K+P-R"]] = ["uniform"]

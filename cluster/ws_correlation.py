@@ -56,7 +56,7 @@ class WSCorrelationConfig(Config):
     experiment: str = "nb101-ws-correlation"
     sweep_name: str = "ws-correlation"
     benchmark: str | None = Field(
-        None, description="None: embedded mini-benchmark; 'shared'; or a Parquet path"
+        None, description="None: embedded mini-benchmark; 'real-subset'; or a Parquet path"
     )
     spaces: list[str] | None = None
     variants: list[Literal["uniform", "SINGLE-K", "PRO-RATA", "AVG-3", "S-K+P-R"]] = ["uniform"]

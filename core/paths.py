@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = Path(os.environ.get("SWEEPS_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,7 @@
 
 Usage:
     python jobs/nb101_baselines.py [--config FILE] [--spaces A1,FULL] [--methods RS,GS]
-        [--seeds 100] [--budget 10000] [--benchmark PATH|shared] [--tracking-uri URI]
+        [--seeds 100] [--budget 10000] [--benchmark PATH|real-subset] [--tracking-uri URI]
     ray job submit --working-dir . -- python jobs/nb101_baselines.py ...
 
 Without --benchmark it runs on the embedded mini-benchmark (NB-101 cells on digits, built by

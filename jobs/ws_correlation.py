@@ -3,7 +3,7 @@
 Usage:
     python jobs/ws_correlation.py [--preset smoke|default|thesis] [--config FILE]
         [--spaces A1,FULL] [--variants uniform,SINGLE-K] [--supernets 5] [--cells 1000]
-        [--benchmark PATH|shared] [--set supernet.epochs=50] [--tracking-uri URI]
+        [--benchmark PATH|real-subset] [--set supernet.epochs=50] [--tracking-uri URI]
     ray job submit --working-dir . -- python jobs/ws_correlation.py --preset default
 
 `default` (no --preset): the embedded mini-benchmark and digits on CPU, 3 supernets x 300

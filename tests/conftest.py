@@ -1,25 +1,23 @@
-"""Shared fixtures: the real NB-101 data beside the project and the enumerated space."""
+"""Fixtures for every test package: the real NB-101 data shipped with the project, the enumerated
+space, a tracking server."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.nb101.shared_subset import NB101_DIR, load_shared_subset, shared_subset_available
+from core.nb101.real_subset import REAL_SUBSET_DIR, load_real_subset
 
 
 @pytest.fixture(scope="session")
-def shared_nb101():
-    """The 151,644 real NB-101 cells of ../shared/data/nb101 (skips where absent)."""
-    if not shared_subset_available():
-        pytest.skip(f"real NB-101 data not found in {NB101_DIR}")
-    return load_shared_subset()
+def real_nb101():
+    """The 151,644 real NB-101 cells of `core/nb101/data/real_subset/` as numpy arrays."""
+    return load_real_subset()
 
 
 @pytest.fixture(scope="session")
 def nb101_dir():
-    if not NB101_DIR.exists():
-        pytest.skip(f"{NB101_DIR} not found")
-    return NB101_DIR
+    """The folder of the real NB-101 files (parts, golden values, raw record, NASLib pickle)."""
+    return REAL_SUBSET_DIR
 
 
 @pytest.fixture(scope="session")

@@ -119,11 +119,11 @@ class Benchmark:
         return cls(table, str(path))
 
     @classmethod
-    def from_shared_subset(cls, root=None) -> Benchmark:
-        """The 151,644 real NB-101 cells of ../shared/data/nb101 (108 epochs)."""
-        from core.nb101.importers import import_shared_subset
+    def real_subset(cls, root=None) -> Benchmark:
+        """The 151,644 real NB-101 cells shipped in `core/nb101/data/real_subset/` (108 epochs)."""
+        from core.nb101.importers import import_real_subset
 
-        table = import_shared_subset(root) if root else import_shared_subset()
+        table = import_real_subset(root) if root else import_real_subset()
         return cls(table, table.schema.metadata[b"source"].decode())
 
     @classmethod

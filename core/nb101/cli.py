@@ -64,7 +64,9 @@ def parser() -> argparse.ArgumentParser:
         "src", type=Path, help="nasbench_only108.tfrecord, nasbench_full.tfrecord, *.pkl, npz folder"
     )
     i.add_argument("--out", type=Path, required=True, help="benchmark Parquet file to write")
-    i.add_argument("--format", default="auto", choices=["auto", "tfrecord", "naslib-pickle", "shared-npz"])
+    i.add_argument(
+        "--format", default="auto", choices=["auto", "tfrecord", "naslib-pickle", "real-subset-npz"]
+    )
     i.add_argument("--skip-corrupt", action="store_true", help="skip and count corrupt records")
     i.add_argument("--quiet", action="store_true", help="no progress lines")
     i.set_defaults(func=_import)

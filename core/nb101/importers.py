@@ -1,8 +1,8 @@
 """Import NB-101 benchmark files into the Parquet layout of benchmark.py, without TensorFlow.
 
 Sources: the official `nasbench_only108.tfrecord` / `nasbench_full.tfrecord`, NASLib's
-`nasbench_only108.pkl` (through a restricted unpickler), and the real subset in
-`../shared/data/nb101/*.npz`. Every importer checks each cell's hash against its matrix and
+`nasbench_only108.pkl` (through a restricted unpickler), and the real subset shipped in
+`core/nb101/data/real_subset/*.npz`. Every importer checks each cell's hash against its matrix and
 ops; a corrupt record stops the import with its record number and byte offset (or is
 skipped and counted with `skip_corrupt`). Nothing is written here: callers write the
 returned table atomically, so a failed import leaves no file behind.
@@ -27,7 +27,7 @@ import pyarrow as pa
 from core.nb101 import metrics_proto
 from core.nb101.benchmark import METRICS, VALUE_COLUMNS, build_table, hash_words
 from core.nb101.hashing import hash_array
-from core.nb101.shared_subset import NB101_DIR, load_shared_subset
+from core.nb101.real_subset import REAL_SUBSET_DIR, load_real_subset
 from core.nb101.space import MAX_INTERIOR, UNUSED_OP, bit_index, decode_matrices
 from core.nb101.spec import OPS
 from core.nb101.tfrecord import CorruptRecordError, read_records
@@ -327,12 +327,12 @@ def import_naslib_pickle(path, skip_corrupt: bool = False, verbose: bool = True)
     return rows.table(meta), errors
 
 
-# ---- the real subset beside the project ---------------------------------------------------
+# ---- the real subset shipped with the project ---------------------------------------------------
 
 
-def import_shared_subset(root: Path = NB101_DIR) -> pa.Table:
-    """The 151,644 real cells of ../shared/data/nb101 as a benchmark table (108 epochs)."""
-    data = load_shared_subset(root)
+def import_real_subset(root: Path = REAL_SUBSET_DIR) -> pa.Table:
+    """The 151,644 real cells shipped with the project as a benchmark table (108 epochs)."""
+    data = load_real_subset(root)
     fields = [str(f) for f in data["acc_fields"]]
     acc = data["accuracy"].astype(np.float64)  # exact: float32(k) / float32(9984)
     times = data["times"].astype(np.float64)
@@ -353,7 +353,7 @@ def import_shared_subset(root: Path = NB101_DIR) -> pa.Table:
     }
     meta = {
         "source": str(Path(root).resolve()),
-        "source_format": "shared-npz",
+        "source_format": "real-subset-npz",
         "records": int(np.isfinite(values["final_validation_accuracy"]).sum()),
         "corrupt_records": 0,
         "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -363,15 +363,15 @@ def import_shared_subset(root: Path = NB101_DIR) -> pa.Table:
 
 
 def detect_format(path: Path) -> str:
-    """tfrecord, naslib-pickle or shared-npz, from the file name."""
+    """tfrecord, naslib-pickle or real-subset-npz, from the file name."""
     if path.is_dir():
-        return "shared-npz"
+        return "real-subset-npz"
     suffix = path.suffix.lower()
     if suffix in (".tfrecord", ".tfrecords"):
         return "tfrecord"
     if suffix in (".pkl", ".pickle"):
         return "naslib-pickle"
-    raise ValueError(f"cannot tell the format of {path}: use --format tfrecord|naslib-pickle|shared-npz")
+    raise ValueError(f"cannot tell the format of {path}: use --format tfrecord|naslib-pickle|real-subset-npz")
 
 
 def import_any(path, fmt: str = "auto", skip_corrupt: bool = False, verbose: bool = True):
@@ -382,6 +382,6 @@ def import_any(path, fmt: str = "auto", skip_corrupt: bool = False, verbose: boo
         return import_tfrecord(path, skip_corrupt, verbose)
     if fmt == "naslib-pickle":
         return import_naslib_pickle(path, skip_corrupt, verbose)
-    if fmt == "shared-npz":
-        return import_shared_subset(path), []
+    if fmt == "real-subset-npz":
+        return import_real_subset(path), []
     raise ValueError(f"unknown format {fmt!r}")

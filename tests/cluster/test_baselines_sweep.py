@@ -11,7 +11,7 @@ from cluster.tracking import KIND, UNIT_KEY, Tracker
 
 
 def test_sweep_survives_a_killed_worker_and_resumes_without_rework(
-    shared_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
+    real_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
 ):
     import jobs.nb101_baselines as job
 
@@ -20,7 +20,7 @@ def test_sweep_survives_a_killed_worker_and_resumes_without_rework(
     monkeypatch.setenv("SWEEPS_FAULT_INJECTION", json.dumps({"unit": "A2/GS/seed1", "marker": str(marker)}))
     args = [
         "--benchmark",
-        "shared",
+        "real-subset",
         "--spaces",
         "A2",
         "--seeds",
@@ -47,7 +47,7 @@ def test_sweep_survives_a_killed_worker_and_resumes_without_rework(
     # regret recomputed independently from a logged RS trajectory equals the logged regret
     from core.nb101.benchmark import Benchmark
 
-    bench = Benchmark.from_shared_subset()
+    bench = Benchmark.real_subset()
     best = bench.best("A2")["best_mean_test_accuracy"]
     rs = next(r for r in runs if r.info.run_name == "A2/RS/seed0")
     traj = tracker.load_table(rs.info.run_id, "trajectory.parquet")

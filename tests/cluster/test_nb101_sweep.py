@@ -18,7 +18,7 @@ SMALL = [
     "--preset",
     "smoke",
     "--benchmark",
-    "shared",
+    "real-subset",
     "--baseline-seeds",
     "2",
     "--set",
@@ -61,7 +61,7 @@ def _deterministic(metrics: dict) -> dict:
 
 
 def test_killed_driver_resubmitted_equals_uninterrupted(
-    shared_nb101, ray_cluster, tmp_path, tracking_server, experiment
+    real_nb101, ray_cluster, tmp_path, tracking_server, experiment
 ):
     import jobs.nb101_sweep as job
 
@@ -118,7 +118,7 @@ def test_killed_driver_resubmitted_equals_uninterrupted(
     assert (tmp_path / "o3" / "oneshot.md").exists() and (tmp_path / "o3" / "regret_A2.png").exists()
 
 
-def test_dry_run_and_bad_config(shared_nb101, tmp_path, capsys):
+def test_dry_run_and_bad_config(real_nb101, tmp_path, capsys):
     import jobs.nb101_sweep as job
 
     assert job.main([*SMALL, "--tracking-uri", f"file:{tmp_path / 'm'}", "--dry-run"]) == 0

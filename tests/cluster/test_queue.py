@@ -238,13 +238,13 @@ def test_duplicates_and_bad_input(tmp_path):
     assert main(["--queue", str(tmp_path / "q.db"), "submit", "nope"]) == 2
 
 
-def test_a_real_sweep_through_the_queue(head, tmp_path, shared_nb101, tracking_server):
+def test_a_real_sweep_through_the_queue(head, tmp_path, real_nb101, tracking_server):
     uri = tracking_server
     client = Client(head.address, tracking_uri=uri, queue_path=str(tmp_path / "q.db"))
     handle = client.submit(
         "nb101_baselines",
         {
-            "benchmark": "shared",
+            "benchmark": "real-subset",
             "spaces": ["A2"],
             "seeds": 2,
             "budget": 40,

@@ -21,7 +21,7 @@ def _supernet_weights(uri: str, experiment: str) -> dict:
 
 
 def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
-    shared_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
+    real_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
 ):
     import jobs.ws_correlation as job
 
@@ -31,7 +31,7 @@ def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
         "--preset",
         "smoke",
         "--benchmark",
-        "shared",
+        "real-subset",
         "--supernets",
         "1",
         "--cells",

@@ -141,10 +141,10 @@ def test_evaluator_draws_one_repeat_or_averages():
         Evaluator(space, "mean")("0" * 32)
 
 
-def test_search_on_the_real_subset_reproduces_and_reports(shared_nb101):
+def test_search_on_the_real_subset_reproduces_and_reports(real_nb101):
     from core.nb101.benchmark import Benchmark
 
-    space = SpaceData.from_benchmark(Benchmark.from_shared_subset(), "A3")
+    space = SpaceData.from_benchmark(Benchmark.real_subset(), "A3")
     a = run_search("GS", space, seed=5, budget=300)
     b = run_search("GS", space, seed=5, budget=300)
     assert a.trajectory.equals(b.trajectory)

@@ -12,26 +12,26 @@ from core.nb101.space import subspace
 
 
 @pytest.fixture(scope="module")
-def bench(shared_nb101):
-    return Benchmark.from_shared_subset()
+def bench(real_nb101):
+    return Benchmark.real_subset()
 
 
-def test_query_returns_repeat_arrays_in_request_order(bench, shared_nb101):
+def test_query_returns_repeat_arrays_in_request_order(bench, real_nb101):
     rng = np.random.default_rng(1)
-    idx = rng.choice(len(shared_nb101["hash"]), 1000, replace=False)
-    got = bench.query(shared_nb101["hash"][idx])
+    idx = rng.choice(len(real_nb101["hash"]), 1000, replace=False)
+    got = bench.query(real_nb101["hash"][idx])
     assert got["validation_accuracy"].shape == (1000, 3)
     assert got["trainable_parameters"].shape == (1000,)
-    acc = shared_nb101["accuracy"].astype(np.float64)
+    acc = real_nb101["accuracy"].astype(np.float64)
     assert np.array_equal(got["validation_accuracy"], acc[idx, :, 1])
     assert np.array_equal(got["test_accuracy"], acc[idx, :, 2])
     assert np.array_equal(got["halfway_validation_accuracy"], acc[idx, :, 4])
-    assert np.array_equal(got["training_time"], shared_nb101["times"][idx, :, 0].astype(np.float64))
-    assert np.array_equal(got["trainable_parameters"], shared_nb101["trainable_parameters"][idx])
+    assert np.array_equal(got["training_time"], real_nb101["times"][idx, :, 0].astype(np.float64))
+    assert np.array_equal(got["trainable_parameters"], real_nb101["trainable_parameters"][idx])
 
 
-def test_unknown_hashes_raise_or_mask(bench, shared_nb101):
-    known = shared_nb101["hash"][:2]
+def test_unknown_hashes_raise_or_mask(bench, real_nb101):
+    known = real_nb101["hash"][:2]
     unknown = "f" * 32
     with pytest.raises(KeyError, match=f"1 hash\\(es\\) not in .* {unknown}"):
         bench.query([known[0], unknown, known[1]])
@@ -73,13 +73,13 @@ def test_cells_of_a_subspace(bench):
     assert pc.all(pc.equal(structure_columns(a3)["output_fan_in"], 3)).as_py()
 
 
-def test_several_budgets(bench, shared_nb101):
+def test_several_budgets(bench, real_nb101):
     part = bench.table.slice(0, 10)
     early = part.set_column(1, "epochs", pa.array(np.full(10, 4, np.uint16)))
     table = pa.concat_tables([early, part]).replace_schema_metadata(bench.table.schema.metadata)
     multi = Benchmark(table)
     assert multi.epochs == [4, 108] and multi.final_epochs == 108
-    hashes = shared_nb101["hash"][:10]
+    hashes = real_nb101["hash"][:10]
     assert np.array_equal(
         multi.query(hashes, epochs=4)["test_accuracy"], multi.query(hashes)["test_accuracy"]
     )

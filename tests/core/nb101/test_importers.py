@@ -14,15 +14,15 @@ import pytest
 from core.nb101.benchmark import VALUE_COLUMNS, Benchmark
 from core.nb101.cli import main
 from core.nb101.export import export_tfrecord, official_payloads
-from core.nb101.importers import import_naslib_pickle, import_shared_subset, import_tfrecord, restricted_load
+from core.nb101.importers import import_naslib_pickle, import_real_subset, import_tfrecord, restricted_load
 from core.nb101.tfrecord import CorruptRecordError, frame
 
 README_CELL = "28cfc7874f6d200472e1a9dcd8650aa0"
 
 
 @pytest.fixture(scope="module")
-def shared_bench(shared_nb101):
-    return Benchmark.from_shared_subset()
+def shared_bench(real_nb101):
+    return Benchmark.real_subset()
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +167,8 @@ def test_restricted_unpickler_refuses_code(tmp_path, monkeypatch):
     assert data["a"] == [1, 2.5, "x"] and data["m"].tolist() == np.eye(3).tolist()
 
 
-def test_shared_subset_table_is_sorted_with_three_repeats(shared_nb101):
-    table = import_shared_subset()
+def test_shared_subset_table_is_sorted_with_three_repeats(real_nb101):
+    table = import_real_subset()
     hashes = table["hash"].to_numpy(zero_copy_only=False)
     assert (hashes[:-1] < hashes[1:]).all()
     assert set(table["repeats"].to_pylist()) == {3}

@@ -51,16 +51,16 @@ def test_module_channels_double_at_each_stack():
     ]
 
 
-def test_benchmark_parameter_counts_on_real_cells(shared_nb101):
+def test_benchmark_parameter_counts_on_real_cells(real_nb101):
     """A sample of real cells across vertex counts has the benchmark's trainable_parameters."""
     from core.nb101.space import decode_matrices
 
     rng = np.random.default_rng(0)
-    for i in rng.choice(len(shared_nb101["hash"]), 300, replace=False):
-        n = int(shared_nb101["n_vertices"][i])
-        matrix = decode_matrices(shared_nb101["adj_bits"][i : i + 1], n)[0]
-        labels = [-1] + shared_nb101["ops"][i, : n - 2].tolist() + [-2]
-        assert count_parameters(matrix, labels) == shared_nb101["trainable_parameters"][i]
+    for i in rng.choice(len(real_nb101["hash"]), 300, replace=False):
+        n = int(real_nb101["n_vertices"][i])
+        matrix = decode_matrices(real_nb101["adj_bits"][i : i + 1], n)[0]
+        labels = [-1] + real_nb101["ops"][i, : n - 2].tolist() + [-2]
+        assert count_parameters(matrix, labels) == real_nb101["trainable_parameters"][i]
 
 
 def test_batch_count_equals_single_count():

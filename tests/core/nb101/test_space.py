@@ -58,33 +58,33 @@ def test_rows_decode_to_cells_with_their_hash_and_parameters(full_space):
         assert bool(cell.matrix[0, -1]) == row["input_to_output"]
 
 
-def test_every_real_cell_hashes_to_its_stored_hash(shared_nb101):
+def test_every_real_cell_hashes_to_its_stored_hash(real_nb101):
     """All 151,644 real cells: stored matrix + ops recompute to the stored hash."""
-    nv = shared_nb101["n_vertices"]
+    nv = real_nb101["n_vertices"]
     for n in np.unique(nv):
         idx = np.flatnonzero(nv == n)
-        matrices = decode_matrices(shared_nb101["adj_bits"][idx], int(n))
+        matrices = decode_matrices(real_nb101["adj_bits"][idx], int(n))
         labels = np.concatenate(
             [
                 np.full((len(idx), 1), -1),
-                shared_nb101["ops"][idx, : n - 2].astype(int),
+                real_nb101["ops"][idx, : n - 2].astype(int),
                 np.full((len(idx), 1), -2),
             ],
             axis=1,
         )
         got = hash_array(matrices, labels).astype("U32")
-        assert (got == shared_nb101["hash"][idx]).all(), f"{(got != shared_nb101['hash'][idx]).sum()} differ"
+        assert (got == real_nb101["hash"][idx]).all(), f"{(got != real_nb101['hash'][idx]).sum()} differ"
 
 
-def test_enumeration_stores_the_benchmark_matrix_and_parameters(full_space, shared_nb101):
+def test_enumeration_stores_the_benchmark_matrix_and_parameters(full_space, real_nb101):
     """The first-found representative is the one NB-101 stores; parameter counts agree."""
     hashes = full_space["hash"].to_numpy(zero_copy_only=False)
-    idx = np.searchsorted(hashes, shared_nb101["hash"])
-    assert (hashes[idx] == shared_nb101["hash"]).all()
-    assert (full_space["adj_bits"].to_numpy()[idx] == shared_nb101["adj_bits"]).all()
+    idx = np.searchsorted(hashes, real_nb101["hash"])
+    assert (hashes[idx] == real_nb101["hash"]).all()
+    assert (full_space["adj_bits"].to_numpy()[idx] == real_nb101["adj_bits"]).all()
     ops = np.asarray(full_space["ops"].combine_chunks().flatten()).reshape(-1, 5)[idx]
-    assert (ops == shared_nb101["ops"]).all()
-    assert (full_space["params_128"].to_numpy()[idx] == shared_nb101["trainable_parameters"]).all()
+    assert (ops == real_nb101["ops"]).all()
+    assert (full_space["params_128"].to_numpy()[idx] == real_nb101["trainable_parameters"]).all()
 
 
 def test_small_space_counts_and_cache(tmp_path, monkeypatch):

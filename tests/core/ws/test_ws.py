@@ -28,8 +28,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def cells(shared_nb101):
-    return space_cells(Benchmark.from_shared_subset(), "A2").slice(0, 400)
+def cells(real_nb101):
+    return space_cells(Benchmark.real_subset(), "A2").slice(0, 400)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""The real NB-101 cells beside the project (`../shared/data/nb101/*.npz`), as numpy arrays.
+"""The real NB-101 cells shipped with the project (`core/nb101/data/real_subset/*.npz`), as numpy arrays.
 
-151,644 cells with all 108-epoch metrics, split in four parts sorted by hash. Accuracies are
-stored as integer counts k over 9,984 test images: accuracy = float32(k) / float32(9984).
+151,644 cells with all 108-epoch metrics, split in four parts sorted by hash (provenance and
+licences in that folder's README). Accuracies are stored as integer counts k over 9,984 test
+images: accuracy = float32(k) / float32(9984).
 """
 
 from __future__ import annotations
@@ -10,19 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.paths import SHARED_DIR
-
-NB101_DIR = SHARED_DIR / "data" / "nb101"
+REAL_SUBSET_DIR = Path(__file__).resolve().parent / "data" / "real_subset"
 PART_GLOB = "nb101_108_pourchot_part*of4.npz"
 ACCURACY_DENOMINATOR = np.float32(9984)
 
 
-def shared_subset_available(root: Path = NB101_DIR) -> bool:
-    """True when all four parts are present."""
-    return len(sorted(Path(root).glob(PART_GLOB))) == 4
-
-
-def load_shared_subset(root: Path = NB101_DIR) -> dict[str, np.ndarray]:
+def load_real_subset(root: Path = REAL_SUBSET_DIR) -> dict[str, np.ndarray]:
     """Concatenate the four parts; adds `hash` (hex strings) and float `accuracy` (N, 3, 6)."""
     parts = sorted(Path(root).glob(PART_GLOB))
     if len(parts) != 4:
