@@ -1,5 +1,6 @@
-"""NAS-Bench-101 without TensorFlow: cells, hashing, the enumerated space, neighbourhoods."""
+"""NAS-Bench-101 without TensorFlow: cells, hashing, the space, neighbourhoods, the benchmark store."""
 
+from core.nb101.benchmark import Benchmark
 from core.nb101.hashing import hash_many, hash_module
 from core.nb101.neighbours import neighbours
 from core.nb101.params import Macro, count_parameters, vertex_channels
@@ -9,6 +10,7 @@ from core.nb101.spec import OPS, CellSpec
 __all__ = [
     "OPS",
     "SUBSPACES",
+    "Benchmark",
     "CellSpec",
     "Macro",
     "cell_spec",
