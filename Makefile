@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
 
 setup: $(STAMP)
 	@$(PY) -c "from core.nb101.native import build; import sys; sys.exit(build() is None)" \
-		|| echo "warning: no C compiler, NB-101 hashing and CRC checks fall back to plain Python (slow)"
+		|| echo "warning: no C compiler, NB-101 hashing falls back to plain Python (slow)"
 
 run: setup mlflow-start
 	$(PY) jobs/nb101_sweep.py

@@ -1,4 +1,4 @@
-"""`python -m core.nb101 ...`: enumerate the space, import benchmark files, describe a benchmark."""
+"""`python -m core.nb101 ...`: enumerate the space, import / export benchmark files, describe a benchmark."""
 
 from __future__ import annotations
 
@@ -44,6 +44,32 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    import os
+
+    from core.nb101.benchmark import Benchmark
+    from core.nb101.export import export_tfrecord
+
+    start = time.perf_counter()
+    table = Benchmark.open(args.bench).table
+    if args.epochs is not None:
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.equal(table["epochs"], args.epochs))
+        if table.num_rows == 0:
+            raise ValueError(f"{args.bench} has no rows for {args.epochs} epochs")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
+    try:
+        records = export_tfrecord(table, tmp)
+        os.replace(tmp, args.out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    print(f"{table.num_rows:,} rows -> {records:,} official records in {seconds:.1f} s -> {args.out}")
+    return 0
+
+
 def _describe(args: argparse.Namespace) -> int:
     from core.nb101.benchmark import Benchmark, describe
 
@@ -70,6 +96,11 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--skip-corrupt", action="store_true", help="skip and count corrupt records")
     i.add_argument("--quiet", action="store_true", help="no progress lines")
     i.set_defaults(func=_import)
+    x = sub.add_parser("export", help="write a benchmark Parquet file as an official NB-101 tfrecord")
+    x.add_argument("bench", type=Path, help="benchmark Parquet file (from `import`)")
+    x.add_argument("--out", type=Path, required=True, help="tfrecord file to write (atomically)")
+    x.add_argument("--epochs", type=int, default=None, help="only this budget (default: every budget)")
+    x.set_defaults(func=_export)
     d = sub.add_parser("describe", help="sizes and best accuracies of a benchmark file")
     d.add_argument("bench", type=Path)
     d.set_defaults(func=_describe)

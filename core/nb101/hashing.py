@@ -8,7 +8,9 @@ oracle for tests and as the baseline of `benchmarks/bench_hashing.py`.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import struct
 
 import numpy as np
 
@@ -85,9 +87,21 @@ def hash_array(matrices: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def hash_module(matrix, labeling) -> str:
-    """NB-101's `graph_util.hash_module(matrix, labeling)`: same signature, same output."""
+    """NB-101's `graph_util.hash_module(matrix, labeling)`: same signature, same output.
+
+    One cell goes to the C kernel as bytes, without numpy batches (about 3x less overhead
+    than a batch of one): this is the per-query path of `nasbench.api`.
+    """
     matrix = np.asarray(matrix)
-    labeling = list(labeling)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(labeling):
-        raise ValueError(f"matrix of shape {matrix.shape} and {len(labeling)} labels do not match")
-    return _hash_block(matrix[None], np.array(labeling, dtype=np.int64)[None])[0].decode("ascii")
+    labeling = [int(label) for label in labeling]
+    n = len(labeling)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != n:
+        raise ValueError(f"matrix of shape {matrix.shape} and {n} labels do not match")
+    lib = native()
+    if lib is None or n > _MAX_NATIVE_VERTICES or not all(-128 <= label <= 127 for label in labeling):
+        return reference_hash_module(matrix, labeling)
+    adj = (matrix != 0).astype(np.uint8).tobytes() if matrix.dtype != np.uint8 else matrix.tobytes()
+    out = ctypes.create_string_buffer(32)
+    if lib.nb101_hash_batch(1, n, adj, struct.pack(f"{n}b", *labeling), out) != 0:
+        raise RuntimeError(f"native hash refused a {n}-vertex cell")
+    return out.raw.decode("ascii")

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.nb101 import metrics_proto
-from core.nb101.benchmark import METRICS, VALUE_COLUMNS, build_table, hash_words
+from core.nb101.benchmark import VALUE_COLUMNS, build_table, hash_words
 from core.nb101.hashing import hash_array
 from core.nb101.real_subset import REAL_SUBSET_DIR, load_real_subset
 from core.nb101.space import MAX_INTERIOR, UNUSED_OP, bit_index, decode_matrices
@@ -82,7 +82,7 @@ class _Rows:
         self.hashes: list[str] = []
         self.epochs = array("H")
         self.index = array("q")
-        self.values = {name: array("d") for name in VALUE_COLUMNS}
+        self.values = array("d")  # len(VALUE_COLUMNS) values per row, in VALUE_COLUMNS order
 
     def add_cell(self, h: str, cell: tuple, params: int, index: int, offset: int, raw) -> None:
         known = self.cells.get(h)
@@ -91,13 +91,12 @@ class _Rows:
         elif known[6] != raw or known[3] != params:
             raise ValueError(f"cell {h} disagrees with its record {known[4]} (structure or parameters)")
 
-    def add(self, h: str, epochs: int, final: dict, halfway: dict, index: int) -> None:
+    def add(self, h: str, epochs: int, values, index: int) -> None:
+        """One repeat: `values` holds the VALUE_COLUMNS metrics, in that order."""
         self.hashes.append(h)
         self.epochs.append(epochs)
         self.index.append(index)
-        for stage, ev in (("final", final), ("halfway", halfway)):
-            for metric in METRICS:
-                self.values[f"{stage}_{metric}"].append(float(ev[metric]))
+        self.values.extend(values)
 
     def bad_hashes(self) -> list[str]:
         """Cells whose stored hash differs from the hash of their matrix and ops."""
@@ -129,10 +128,11 @@ class _Rows:
         starts = np.flatnonzero(key_change)
         repeat = np.arange(len(order)) - starts[group]
         n_groups, n_rep = len(starts), int(repeat.max()) + 1
+        flat = np.frombuffer(self.values, dtype=np.float64).reshape(-1, len(VALUE_COLUMNS))[order]
         values = {}
-        for name, col in self.values.items():
+        for k, name in enumerate(VALUE_COLUMNS):
             grid = np.full((n_groups, n_rep), np.nan)
-            grid[group, repeat] = np.frombuffer(col, dtype=np.float64)[order]
+            grid[group, repeat] = flat[:, k]
             values[name] = grid
         first = order[starts]
         cell_hashes = hashes[first]
@@ -156,7 +156,9 @@ class _Rows:
         self.hashes = [self.hashes[i] for i in keep]
         self.epochs = array("H", (self.epochs[i] for i in keep))
         self.index = array("q", (self.index[i] for i in keep))
-        self.values = {k: array("d", (v[i] for i in keep)) for k, v in self.values.items()}
+        width = len(VALUE_COLUMNS)
+        values = np.frombuffer(self.values, dtype=np.float64).reshape(-1, width)[keep]
+        self.values = array("d", values.tobytes())
         for h in hashes:
             self.cells.pop(h, None)
 
@@ -174,7 +176,7 @@ def _check_hashes(rows: _Rows, path, skip_corrupt: bool, errors: list) -> None:
 
 
 def _tfrecord_row(payload: bytes):
-    """(hash, epochs, cell, raw, params, final, halfway) of one official record."""
+    """(hash, epochs, cell, raw, params, values) of one official record; values in VALUE_COLUMNS order."""
     try:
         row = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -186,13 +188,23 @@ def _tfrecord_row(payload: bytes):
         raise ValueError(f"bad hash or epochs: {h!r}, {epochs!r}")
     cell = parse_cell(adjacency, operations)
     try:
-        metrics = metrics_proto.decode(base64.b64decode(raw_metrics, validate=False))
+        metrics = metrics_proto.parse(base64.b64decode(raw_metrics, validate=False))
     except (binascii.Error, ValueError, TypeError) as err:
         raise ValueError(f"malformed ModelMetrics protobuf ({err})") from None
     if len(metrics.evaluation_data) < 3:
         raise ValueError(f"ModelMetrics has {len(metrics.evaluation_data)} evaluations, expected 3")
-    final, halfway = metrics.evaluation_data[2], metrics.evaluation_data[1]
-    return h, epochs, cell, (adjacency, operations), metrics.trainable_parameters, final, halfway
+    final, half = metrics.evaluation_data[2], metrics.evaluation_data[1]
+    values = (
+        final.train_accuracy,
+        final.validation_accuracy,
+        final.test_accuracy,
+        final.training_time,
+        half.train_accuracy,
+        half.validation_accuracy,
+        half.test_accuracy,
+        half.training_time,
+    )
+    return h, epochs, cell, (adjacency, operations), metrics.trainable_parameters, values
 
 
 def import_tfrecord(path, skip_corrupt: bool = False, verbose: bool = True) -> tuple[pa.Table, list]:
@@ -206,7 +218,7 @@ def import_tfrecord(path, skip_corrupt: bool = False, verbose: bool = True) -> t
     last = 0
     for record in read_records(path, skip_corrupt=skip_corrupt, errors=errors):
         try:
-            h, epochs, cell, raw, params, final, halfway = _tfrecord_row(record.payload)
+            h, epochs, cell, raw, params, values = _tfrecord_row(record.payload)
             rows.add_cell(h, cell, params, record.index, record.offset, raw)
         except ValueError as err:
             error = CorruptRecordError(path, record.index, record.offset, str(err))
@@ -214,7 +226,7 @@ def import_tfrecord(path, skip_corrupt: bool = False, verbose: bool = True) -> t
                 raise error from None
             errors.append(error)
             continue
-        rows.add(h, epochs, final, halfway, record.index)
+        rows.add(h, epochs, values, record.index)
         if progress and record.index % 20_000 == 0:
             progress.update(record.offset - last)
             last = record.offset
@@ -306,9 +318,7 @@ def import_naslib_pickle(path, skip_corrupt: bool = False, verbose: bool = True)
             rows.add_cell(h, cell, int(fixed["trainable_parameters"]), index, -1, (adjacency, tuple(ops)))
             for epochs, repeats in computed.items():
                 for rep in repeats:
-                    final = {m: rep[f"final_{m}"] for m in METRICS}
-                    halfway = {m: rep[f"halfway_{m}"] for m in METRICS}
-                    rows.add(h, int(epochs), final, halfway, index)
+                    rows.add(h, int(epochs), [float(rep[name]) for name in VALUE_COLUMNS], index)
                     index += 1
         except (KeyError, TypeError, ValueError) as err:
             error = CorruptRecordError(path, entry, -1, f"cell {h!r}: {type(err).__name__} {err}")

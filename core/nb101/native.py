@@ -1,4 +1,4 @@
-"""The project's small C kernels (NB-101 hashing, CRC-32C), compiled on first use, loaded by ctypes.
+"""The project's C kernel (NB-101 hashing), compiled on first use, loaded by ctypes.
 
 The sources sit beside this file; the shared library is rebuilt when a source is newer.
 Without a C compiler `library()` returns None and callers use their plain-Python versions.
@@ -17,7 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).parent
-SOURCES = (_HERE / "_wlhash.c", _HERE / "_crc32c.c")
+SOURCES = (_HERE / "_wlhash.c",)
 LIBRARY = _HERE / "_native.so"
 _lib = None
 _tried = False
@@ -47,8 +47,6 @@ def build(force: bool = False) -> Path | None:
 def _declare(lib: ctypes.CDLL) -> None:
     lib.nb101_hash_batch.argtypes = [ctypes.c_int64, ctypes.c_int] + [ctypes.c_void_p] * 3
     lib.nb101_hash_batch.restype = ctypes.c_int
-    lib.nb101_crc32c.argtypes = [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t]
-    lib.nb101_crc32c.restype = ctypes.c_uint32
 
 
 def library() -> ctypes.CDLL | None:

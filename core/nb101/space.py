@@ -30,6 +30,7 @@ SCHEMA_VERSION = 1
 MAX_INTERIOR = MAX_VERTICES - 2
 UNUSED_OP = 255
 SUBSPACES = ("A1", "A2", "A3", "A4", "FULL", "RES", "NRES")
+NUM_CELLS = 423_624  # unique cells of the whole space (7 vertices, 9 edges, 3 ops)
 _CHUNK = 65_536
 
 SCHEMA = pa.schema(

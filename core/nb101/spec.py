@@ -21,10 +21,12 @@ def labeling(ops) -> list[int]:
     return [INPUT_LABEL] + [OPS.index(op) for op in ops[1:-1]] + [OUTPUT_LABEL]
 
 
-def prune(matrix: np.ndarray, ops: list[str]) -> tuple[np.ndarray, list[str]] | None:
-    """Keep only vertices on an input->output path; None when the input does not reach the output."""
-    adj = matrix.tolist()
+def kept_vertices(adj: list[list]) -> list[int]:
+    """Vertices on an input->output path of an upper-triangular adjacency (nested lists, truthy
+    entries are edges), ascending; empty when the input does not reach the output."""
     n = len(adj)
+    if n == 0:
+        return []
     from_input = [False] * n
     from_input[0] = True
     for v in range(1, n):  # vertices are in topological order: one forward sweep suffices
@@ -33,7 +35,13 @@ def prune(matrix: np.ndarray, ops: list[str]) -> tuple[np.ndarray, list[str]] | 
     to_output[n - 1] = True
     for v in range(n - 2, -1, -1):
         to_output[v] = any(adj[v][w] and to_output[w] for w in range(v + 1, n))
-    keep = [v for v in range(n) if from_input[v] and to_output[v]]
+    return [v for v in range(n) if from_input[v] and to_output[v]]
+
+
+def prune(matrix: np.ndarray, ops: list[str]) -> tuple[np.ndarray, list[str]] | None:
+    """Keep only vertices on an input->output path; None when the input does not reach the output."""
+    n = matrix.shape[0]
+    keep = kept_vertices(matrix.tolist())
     if not keep or keep[0] != 0 or keep[-1] != n - 1:
         return None
     if len(keep) == n:
