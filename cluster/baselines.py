@@ -64,7 +64,7 @@ def open_benchmark(spec: str | None) -> Benchmark:
     if spec is None:
         return Benchmark.default()
     if spec == REAL_SUBSET:
-        return Benchmark.from_shared_subset()
+        return Benchmark.real_subset()
     if not Path(spec).exists():
         raise ConfigError(f"benchmark: file not found: {spec}")
     return Benchmark.open(spec)

@@ -167,7 +167,7 @@ def test_restricted_unpickler_refuses_code(tmp_path, monkeypatch):
     assert data["a"] == [1, 2.5, "x"] and data["m"].tolist() == np.eye(3).tolist()
 
 
-def test_shared_subset_table_is_sorted_with_three_repeats(real_nb101):
+def test_real_subset_table_is_sorted_with_three_repeats(real_nb101):
     table = import_real_subset()
     hashes = table["hash"].to_numpy(zero_copy_only=False)
     assert (hashes[:-1] < hashes[1:]).all()
