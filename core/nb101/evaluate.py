@@ -43,6 +43,7 @@ class Recipe:
     eval_batch_size: int = 1024
     seed: int = 0
     device: str = "cpu"
+    torch_threads: int | None = None  # CPU threads; None keeps torch's default
 
     def __post_init__(self):
         fractions = list(self.evaluations)
@@ -79,6 +80,8 @@ def train_and_evaluate(cell: CellSpec, data: dict[str, Split], recipe: Recipe = 
     if not cell.valid:
         raise ValueError(f"cannot train an invalid cell (input does not reach output): {cell!r}")
     device = torch.device(recipe.device)
+    if recipe.torch_threads:
+        torch.set_num_threads(recipe.torch_threads)
     torch.manual_seed(recipe.seed)
     net = NB101Network(cell, recipe.macro).to(device)
     train = data["train"]
