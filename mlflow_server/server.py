@@ -8,6 +8,7 @@ its pid, address and log file are kept in `mlruns/server.json`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from core.paths import REPO_ROOT
 DEFAULT_HOME = REPO_ROOT / "mlruns"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
 @dataclass
@@ -81,8 +83,10 @@ def start(config: ServerConfig | None = None, wait: float = 120.0) -> str:
         "--port", str(config.port),
         "--workers", "1",
     ]  # fmt: skip
+    # MLflow 3 starts ~8 Huey job consumers per server for its GenAI jobs; sweeps use none of them
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get(JOB_EXECUTION, "false")}
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     state = {"pid": proc.pid, "url": config.url, "log": str(log_path), **asdict(config)}
     _state_file(home).write_text(json.dumps(state, default=str, indent=1))
     deadline = time.monotonic() + wait
@@ -110,6 +114,8 @@ def stop(home: Path = DEFAULT_HOME) -> bool:
         path.unlink()
         return False
     for _ in range(50):
+        with contextlib.suppress(ChildProcessError):  # started by this process (tests): reap it, or
+            os.waitpid(state["pid"], os.WNOHANG)  # it stays a zombie that os.kill(pid, 0) still finds
         try:
             os.kill(state["pid"], 0)
         except ProcessLookupError:

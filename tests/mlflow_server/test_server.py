@@ -15,6 +15,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _huey_consumers(pid: int) -> list[str]:
+    """Command lines of MLflow's Huey job consumers among the server's descendants."""
+    import psutil
+
+    children = psutil.Process(pid).children(recursive=True)
+    return [" ".join(c.cmdline()) for c in children if "huey" in " ".join(c.cmdline())]
+
+
 def test_server_lifecycle(tmp_path):
     config = ServerConfig(home=tmp_path, port=_free_port())
     url = start(config)
@@ -29,6 +37,7 @@ def test_server_lifecycle(tmp_path):
         client.log_text(run.info.run_id, "hello", "note.txt")  # artifacts go through the server
         assert client.get_run(run.info.run_id).data.metrics["m"] == 1.5
         assert list((tmp_path / "artifacts").rglob("note.txt"))
+        assert not _huey_consumers(status(tmp_path)["pid"])  # no idle job consumers per server
     finally:
         assert stop(tmp_path)
     assert not healthy(url)
