@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +15,6 @@ from core.config import ConfigError
 from core.paths import REPO_ROOT
 
 PROBE = "tests/cluster/queue_probe_job.py"
-VENV_BIN = Path(REPO_ROOT / ".venv" / "bin")
 
 
 def _probe_model():
@@ -36,90 +28,11 @@ def _register_probe():
     register(JobSpec("probe", PROBE, _probe_model()))
 
 
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-class RayHead:
-    """A private Ray head (`ray start --head --block`) that a test can kill and restart."""
-
-    def __init__(self):
-        self.gcs, self.dashboard, self.agent, self.client_port = _ports(4)
-        self.temp = tempfile.mkdtemp(prefix="rq", dir="/tmp")
-        self.address = f"http://127.0.0.1:{self.dashboard}"
-        self.proc = None
-
-    def start(self, timeout: float = 180) -> None:
-        env = os.environ | {"RAY_AUTH_MODE": "disabled", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-        cmd = [
-            str(VENV_BIN / "ray"),
-            "start",
-            "--head",
-            "--block",
-            "--port",
-            str(self.gcs),
-            "--dashboard-port",
-            str(self.dashboard),
-            "--dashboard-host",
-            "127.0.0.1",
-            "--dashboard-agent-listen-port",
-            str(self.agent),
-            "--ray-client-server-port",
-            str(self.client_port),
-            "--node-ip-address",
-            "127.0.0.1",
-            "--num-cpus",
-            "2",
-            "--disable-usage-stats",
-            "--temp-dir",
-            self.temp,
-        ]
-        self.proc = subprocess.Popen(
-            cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                from ray.job_submission import JobSubmissionClient
-
-                JobSubmissionClient(self.address).list_jobs()
-                return
-            except Exception:
-                time.sleep(2)
-        raise RuntimeError("the test Ray head did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-        subprocess.run(["pkill", "-9", "-f", self.temp], check=False)  # workers that left the group
-
-
 @pytest.fixture(scope="module")
-def head():
-    # The test head runs without token auth; the setting must not outlive this module: a Ray
-    # cluster started later in this process would disagree with its driver about auth, and its
-    # GCS would take the driver for dead and destroy every actor the driver creates.
-    before = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
+def head(ray_head):
+    """The shared test head (tests/conftest.py), with the probe job registered."""
     _register_probe()
-    h = RayHead()
-    try:
-        h.start()
-        yield h
-    finally:
-        h.stop()
-        shutil.rmtree(h.temp, ignore_errors=True)
-        if before is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = before
+    return ray_head
 
 
 def _drive(client: Client, handles, timeout: float = 400) -> None:
