@@ -125,7 +125,7 @@ def with_live_services(block: Block, request) -> str:
     "block", [b for b in BLOCKS if b.language == "python"], ids=lambda b: f"line{b.line}"
 )
 def test_python_block_runs(block, request, tmp_path):
-    code = with_live_services(block, request)
+    code = with_live_services(block, request)  # first: the Ray head fixture sets RAY_AUTH_MODE
     env = os.environ | {
         "PYTHONPATH": str(REPO_ROOT),
         "MPLBACKEND": "Agg",
@@ -166,16 +166,21 @@ def synopsis_word(word: str) -> str:
     return word.split("|")[0] if "|" in word and "://" not in word else word
 
 
+def commands_in(line: str) -> list[list[str]]:
+    """The commands of one shell line: comment dropped, synopsis words made concrete, split at ; && ..."""
+    words = [synopsis_word(w) for w in shlex.split(line, comments=True)]
+    return split_commands([w for w in words if w not in ("", ELIDED)])
+
+
 def shell_commands(block: Block) -> list[tuple[int, list[str]]]:
-    """Each command of a shell block with its README line: continuations joined, comments dropped."""
+    """Each command of a shell block with its README line (`\\` continuations joined)."""
     out, pending, start = [], "", None
     for offset, line in enumerate(block.code.splitlines()):
         start = block.line + offset if start is None else start
         if line.rstrip().endswith("\\"):
             pending += line.rstrip()[:-1] + " "
             continue
-        words = [synopsis_word(w) for w in shlex.split(pending + line, comments=True)]
-        out += [(start, command) for command in split_commands([w for w in words if w not in ("", ELIDED)])]
+        out += [(start, command) for command in commands_in(pending + line)]
         pending, start = "", None
     return out
 
@@ -281,8 +286,9 @@ def check_make(words: list[str]) -> str:
     return parse_only(script.group(1), None, shlex.split(args))
 
 
-def check_command(argv: list[str]) -> str:
-    """What is wrong with one README command ('' when nothing): missing files, targets, bad flags."""
+def check_command(argv: list[str], parse: bool = True) -> str:
+    """What is wrong with one README command ('' when nothing): missing files, targets, bad flags
+    (parse=False: only whether the script, module or target exists)."""
     argv = launched(argv)
     if argv[0].startswith("-"):
         return "a line of flags without a command: a continuation line lacking its backslash?"
@@ -294,11 +300,11 @@ def check_command(argv: list[str]) -> str:
         module = argv[2]
         if not module_exists(module):
             return f"no module {module}"
-        return parse_only(None, module, argv[3:]) if is_project_module(module) else ""
+        return parse_only(None, module, argv[3:]) if parse and is_project_module(module) else ""
     script = argv[1]
     if not (REPO_ROOT / script).is_file():
         return f"no script {script}"
-    return parse_only(script, None, argv[2:]) if script.startswith("jobs/") else ""
+    return parse_only(script, None, argv[2:]) if parse and script.startswith("jobs/") else ""
 
 
 COMMANDS = [
@@ -313,6 +319,22 @@ COMMANDS = [
 def test_shell_command_exists_and_parses(line, argv):
     problem = check_command(argv)
     assert not problem, f"README.md line {line}: `{shlex.join(argv)}`: {problem}"
+
+
+def test_commands_in_the_prose_exist_and_parse():
+    """`make lint` or `python -m core.nb101 enumerate --out FILE` in a sentence is checked like a
+    block's command; a bare `python -m MODULE` or `python SCRIPT` names a program that must exist."""
+    problems = []
+    for line, span in inline_code(TEXT):
+        if not span.startswith(("python ", "make ")):
+            continue
+        for argv in commands_in(span):
+            if "<" in " ".join(argv[:3]):  # `python jobs/<name>.py`: a pattern, not a program
+                continue
+            bare = argv[0] == "python" and len(argv) == (3 if argv[1] == "-m" else 2)
+            problem = check_command(argv, parse=not bare)
+            problems += [f"line {line}: `{span}`: {problem}"] if problem else []
+    assert not problems, "README.md quotes commands that fail:\n" + "\n".join(problems)
 
 
 # ---------------------------------------------------------------------------- cited names
