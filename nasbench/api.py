@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core.nb101.benchmark import Benchmark
 from core.nb101.cache import cached_store
 from core.nb101.lookup import CellLookup
 from core.nb101.space import NUM_CELLS
@@ -60,7 +59,7 @@ class NASBench:
         start = time.time()
         self.dataset_file = str(dataset_file)
         self.store = cached_store(dataset_file)
-        self._cells = CellLookup(Benchmark.open(self.store).table)
+        self._cells = CellLookup.open(self.store)
         self.valid_epochs = set(self._cells.budgets)
         self.fixed_statistics = _FixedStatistics(self._cells)
         self.computed_statistics = _ComputedStatistics(self._cells)

@@ -84,18 +84,37 @@ class BenchmarkError(ValueError):
     """A benchmark file that cannot be used (missing columns, wrong schema version, ...)."""
 
 
+def checked_metadata(table: pa.Table, source: str) -> dict[str, str]:
+    """The metadata of a benchmark table; BenchmarkError for missing columns or another schema version."""
+    missing = [c for c in CELL_COLUMNS + VALUE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise BenchmarkError(f"{source}: not a benchmark table, missing columns {missing}")
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    if meta.get("schema_version") != str(SCHEMA_VERSION):
+        raise BenchmarkError(
+            f"{source}: schema version {meta.get('schema_version')!r}, this code reads {SCHEMA_VERSION}"
+        )
+    return meta
+
+
+def read_benchmark_table(path) -> pa.Table:
+    """A benchmark Parquet file as a checked Arrow table (memory-mapped read)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"benchmark file not found: {path}")
+    try:
+        table = pq.read_table(path, memory_map=True)
+    except pa.ArrowInvalid as err:
+        raise BenchmarkError(f"{path}: not a Parquet file ({err})") from err
+    checked_metadata(table, str(path))
+    return table
+
+
 class Benchmark:
     """Column queries over a tabular benchmark: `query(hashes)` returns numpy arrays."""
 
     def __init__(self, table: pa.Table, source: str = "<memory>"):
-        missing = [c for c in CELL_COLUMNS + VALUE_COLUMNS if c not in table.column_names]
-        if missing:
-            raise BenchmarkError(f"{source}: not a benchmark table, missing columns {missing}")
-        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise BenchmarkError(
-                f"{source}: schema version {meta.get('schema_version')!r}, this code reads {SCHEMA_VERSION}"
-            )
+        meta = checked_metadata(table, source)
         self.table, self.source, self.metadata = table, source, meta
         self._epochs = table["epochs"].to_numpy()
         self._words = hash_words(table["hash"].to_numpy(zero_copy_only=False))
@@ -109,14 +128,7 @@ class Benchmark:
     @classmethod
     def open(cls, path) -> Benchmark:
         """Memory-map a benchmark Parquet file (as written by `python -m core.nb101 import`)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"benchmark file not found: {path}")
-        try:
-            table = pq.read_table(path, memory_map=True)
-        except pa.ArrowInvalid as err:
-            raise BenchmarkError(f"{path}: not a Parquet file ({err})") from err
-        return cls(table, str(path))
+        return cls(read_benchmark_table(path), str(path))
 
     @classmethod
     def real_subset(cls, root=None) -> Benchmark:

@@ -5,7 +5,8 @@ tens of seconds to import; the Parquet store it becomes opens in well under a se
 is the file's size and a SHA-256 of its content (the whole file up to 16 MiB; beyond, 16
 blocks of 1 MiB spread over it), so a copy or a move of the same file hits the cache and a
 changed or truncated one does not. The store is written atomically: a crash leaves no half
-file, and two processes importing at once both end with a complete one.
+file, and two processes importing at once both end with a complete one. Its pages are neither
+compressed nor dictionary-encoded (about twice the size of a zstd store, half the time to read).
 """
 
 from __future__ import annotations
@@ -64,5 +65,5 @@ def cached_store(path, fmt: str = "auto", verbose: bool = True, root: Path | Non
     if verbose:
         print(f"importing {path} once into {store} (later opens read the store)", file=sys.stderr)
     table, _ = import_any(path, fmt, skip_corrupt=False, verbose=verbose)
-    write_table(table, store)
+    write_table(table, store, compression="none", use_dictionary=False)  # plain pages: fastest to read
     return store

@@ -183,13 +183,13 @@ def _cache_path(max_vertices: int, max_edges: int) -> Path:
     return cache_dir() / f"nb101_space_v{max_vertices}_e{max_edges}_s{SCHEMA_VERSION}.parquet"
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write Parquet (zstd) atomically: a reader never sees a half-written file."""
+def write_table(table: pa.Table, path: Path, compression: str = "zstd", use_dictionary: bool = True) -> None:
+    """Write Parquet atomically (zstd by default): a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression=compression, use_dictionary=use_dictionary)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -181,3 +181,27 @@ def test_naslib_pickle_through_the_restricted_unpickler(nb101_dir, cache_here, t
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.tfrecord"):
         api.NASBench(tmp_path / "nowhere.tfrecord")
+
+
+def test_every_cell_at_every_budget(real_store, tmp_path):
+    """The layout of nasbench_full: the same cells at each budget (rows found by offset, not search)."""
+    sample = Benchmark.open(real_store).table.slice(1000, 50)
+    columns = ("hash", "num_vertices", "adj_bits", "trainable_parameters")
+    cells = {name: np.tile(sample[name].to_numpy(zero_copy_only=False), 2) for name in columns}
+    cells["epochs"] = np.r_[np.full(50, 108), np.full(50, 36)]
+    ops = np.asarray(sample["ops"].combine_chunks().flatten()).reshape(-1, 5)
+    cells["ops"] = np.r_[ops, ops]
+    values = {}
+    for name in VALUE_COLUMNS:
+        own = np.asarray(sample[name].combine_chunks().flatten()).reshape(-1, 3)
+        values[name] = np.r_[own, own / 2]  # the 36-epoch rows: half of the 108-epoch values
+    path = tmp_path / "two_budgets.parquet"
+    Benchmark(build_table(cells, values, {"source": "test"})).save(path)
+    nb = api.NASBench(path)
+    assert nb.valid_epochs == {36, 108} and len(nb.hash_iterator()) == 50
+    for h in sample["hash"].to_pylist()[::7]:
+        _, computed = nb.get_metrics_from_hash(h)
+        assert list(computed) == [36, 108]
+        for r in range(3):
+            for key, value in computed[108][r].items():
+                assert computed[36][r][key] == value / 2
