@@ -175,7 +175,7 @@ def _check_trajectory(trajectory, real_pairs, budget=5e6):
     assert all(s in real_times for s in steps.tolist())  # each query spent one real training time
     assert all(b >= a for a, b in zip(best_valids, best_valids[1:]))
     assert all(pair in pairs for pair in zip(best_valids[1:], best_tests[1:]))
-    assert 0.93 < best_valids[-1] <= 0.9505542318026224 + 0.01  # a good cell, never above the data
+    assert 0.93 < best_valids[-1] <= max(v for v, _ in pairs)  # a good cell, never above the data
 
 
 def test_notebook_driver_runs_unchanged(on_our_api, real_pairs):
