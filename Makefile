@@ -1,6 +1,6 @@
 # One command sets everything up and runs the main job; another sets up and runs the tests.
 #   make run    create .venv if needed, install, run the main job on its embedded default
-#   make test   same set-up, then lint and the test suite (what CI runs)
+#   make test   same set-up, then lint and the whole test suite (what CI runs)
 # Set-up is idempotent: the install step reruns only when a requirements file changed.
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines submit-sweep
+.PHONY: setup run test lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines submit-sweep
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,11 +49,9 @@ submit-sweep: setup mlflow-start
 lint: setup
 	$(PY) -m ruff check .
 
+# PYTHONFAULTHANDLER: a crash in native code prints every thread's Python stack, not only a signal name
 test: setup lint
-	$(PY) -m pytest
-
-test-slow: setup
-	$(PY) -m pytest -m slow
+	PYTHONFAULTHANDLER=1 $(PY) -m pytest
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -149,7 +149,6 @@ def test_ca_model_needs_chronological_ages(tiny_split):
         Trainer(MODEL, _train_config(epochs=1), train, use_ca=True, log=lambda s: None)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["rsna", "rhpe"])
 def test_embedded_default_learns(dataset, tmp_path):
     """The job's embedded default exactly (synthetic set and preset), one variant per dataset."""
