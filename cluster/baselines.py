@@ -15,8 +15,8 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from cluster.scheduler import TrackingTarget, Unit, maybe_die
-from cluster.tracking import stable_key
 from core.config import Config, ConfigError
+from core.keys import stable_key
 from core.nb101.benchmark import Benchmark
 from core.nb101.space import SUBSPACES, check_subspaces
 from search.regret import change_points

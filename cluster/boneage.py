@@ -25,7 +25,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from cluster.scheduler import Node, TrackingTarget, Unit, fault_hook, maybe_die, run_graph
-from cluster.tracking import Tracker, stable_key
+from cluster.tracking import Tracker
 from core.boneage.config import (
     PRESET_NOTES,
     PRESETS,
@@ -34,6 +34,7 @@ from core.boneage.config import (
     TrainConfig,
 )
 from core.config import Config, ConfigError, deep_merge, flatten, load_config, set_dotted
+from core.keys import stable_key
 
 UNIT_VERSION = 1  # bump when a unit's results would change for the same config
 CHECKPOINT = "checkpoints/last.pt"

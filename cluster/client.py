@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from cluster.job_registry import CONFIG_VARIABLE, lookup
 from cluster.queue_store import ACTIVE, TERMINAL, JobQueue, QueuedJob
-from cluster.tracking import stable_key
 from core.config import ConfigError
+from core.keys import stable_key
 from core.paths import REPO_ROOT, cache_dir
 
 QUEUE_JOB_VARIABLE = "SWEEPS_QUEUE_JOB_ID"  # set in a queued job; its parent run is tagged with it

@@ -22,8 +22,8 @@ from mlflow.entities import Metric
 from pydantic import Field, field_validator, model_validator
 
 from cluster.scheduler import Node, TrackingTarget, Unit, maybe_die
-from cluster.tracking import stable_key
 from core.detection.config import DetectorConfig
+from core.keys import stable_key
 from core.metrics.detection import CH5_FP_RANGE, IOU_THRESHOLD
 
 UNIT_VERSION = 1  # bump when a unit's results would change for the same config

@@ -61,6 +61,10 @@ def fail(err: Exception) -> int:
     return 2
 
 
+def _run_id(result) -> str | None:
+    return result.get("run_id") if isinstance(result, dict) else getattr(result, "run_id", None)
+
+
 def close_sweep(
     tracker,
     parent: str,
@@ -74,7 +78,7 @@ def close_sweep(
 ) -> int:
     """Log the sweep's counts and files on its parent run, print the report and where it is."""
     units = len(outcome.ran) + len(outcome.skipped)
-    kept = {k: r["run_id"] for k, r in outcome.results.items() if isinstance(r, dict) and r.get("run_id")}
+    kept = {k: _run_id(r) for k, r in outcome.results.items() if _run_id(r)}
     duplicates = tracker.prune_duplicates(parent, kept)
     if duplicates:
         print(f"removed {duplicates} duplicate unit run(s) left by an interrupted attempt")

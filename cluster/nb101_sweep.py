@@ -20,9 +20,9 @@ from pydantic import Field, field_validator
 from cluster.baselines import BaselinesConfig, baseline_search, record_search
 from cluster.baselines import plan as baseline_plan
 from cluster.scheduler import Node, TrackingTarget, Unit, maybe_die, unit_launcher
-from cluster.tracking import stable_key
 from cluster.ws_correlation import EMBEDDED_RECIPE, Study, WSCorrelationConfig
 from core.config import Config
+from core.keys import stable_key
 from core.nb101.space import check_subspaces
 from search.regret import change_points
 from search.space_data import SpaceData

@@ -45,8 +45,9 @@ import ray
 from pydantic import Field, field_validator, model_validator
 
 from cluster.scheduler import TrackingTarget, Unit, fault_hook, maybe_die
-from cluster.tracking import SWEEP_KEY, Tracker, stable_key
+from cluster.tracking import SWEEP_KEY, Tracker
 from core.config import Config, ConfigError, flatten, load_config
+from core.keys import stable_key
 from core.patches.config import FinetuneRecipe, PatchDataConfig
 from core.progress import Progress
 from search.es import CheckpointError, ESConfig, OnePlusOneES, Proposal

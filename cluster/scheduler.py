@@ -1,9 +1,11 @@
 """Run a sweep's units on Ray: skip the finished ones, retry the ones whose worker dies.
 
 A unit is a key (hash of its resolved config), a name and its params. Units whose key already
-has a FINISHED run in MLflow are not launched again; the rest become Ray tasks (max_retries:
-a task whose worker process dies is re-run from scratch). Shared inputs (benchmark tables) are
-put in the object store once. The driver prints units done / total, rate and ETA.
+has a FINISHED run in MLflow are not launched again: their `UnitResult` is read back from the
+run. The rest become Ray tasks or actor calls (a task whose worker process dies is re-run by
+Ray; a unit whose pool actor died is launched again on a fresh member). Shared inputs
+(benchmark tables) are put in the object store once. The driver prints units done / total,
+rate and ETA.
 """
 
 from __future__ import annotations
@@ -11,22 +13,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
 
 from cluster.tracking import Tracker
+from cluster.units import Unit, UnitResult
 from core.progress import Progress
 
 FAULT_ENV = "SWEEPS_FAULT_INJECTION"  # JSON {"unit": "<unit name>", "marker": "<file>"}: testing hook
-
-
-@dataclass(frozen=True)
-class Unit:
-    key: str
-    name: str
-    params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,23 +62,35 @@ def maybe_die(unit: Unit, fault: dict | None) -> None:
 @dataclass(frozen=True)
 class Node:
     """A unit in a dependency graph: `launch(unit, dep_results)` starts it on Ray and returns an
-    ObjectRef; `reuse(unit, run_id)` rebuilds the result of a unit finished in an earlier run."""
+    ObjectRef of its `UnitResult`. A unit finished in an earlier run is read back with its
+    metrics and the Parquet artifacts named in `tables` (or by `reuse(unit, run_id)`, when
+    given). A unit launched into `pool` whose actor dies is launched again, up to
+    `max_relaunch` times."""
 
     unit: Unit
     launch: Callable
     deps: tuple[str, ...] = ()
     reuse: Callable | None = None
     done: Callable | None = None  # called with (unit, result) when it finishes: release what it held
+    tables: tuple[str, ...] = ()
+    pool: object | None = None  # a cluster.pools.ActorPool
+    max_relaunch: int = 3
 
 
 @dataclass
-class SweepRun:
-    results: dict  # key -> result of every unit (run now or reused)
+class Outcome:
+    results: dict[str, UnitResult]  # key -> result of every unit (run now or reused)
     ran: set  # keys run now
     skipped: dict  # key -> run id of units already finished before
 
 
-def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> SweepRun:
+def _actor_died(err: Exception) -> bool:
+    import ray
+
+    return isinstance(err, ray.exceptions.RayActorError)
+
+
+def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Outcome:
     """Run every unfinished node as soon as the nodes it depends on have results.
 
     Ray queues the launched work on the resources each asked for (GPUs, CPUs), so the devices
@@ -101,7 +109,10 @@ def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Swee
     results = {}
     for key, run_id in skipped.items():
         node = by_key[key]
-        results[key] = node.reuse(node.unit, run_id) if node.reuse else {"key": key, "run_id": run_id}
+        if node.reuse:
+            results[key] = node.reuse(node.unit, run_id)
+        else:
+            results[key] = tracker.read_result(key, run_id, node.tables)
     pending = [n for n in nodes if n.unit.key not in results]
     print(
         f"{label}: {len(nodes)} units, {len(skipped)} already finished in MLflow (skipped), "
@@ -109,21 +120,39 @@ def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Swee
     )
     progress = Progress(len(pending), label, unit="units", every=10) if pending else None
     in_flight: dict = {}
+    relaunched: dict[str, int] = {}
+
+    def launch(node: Node) -> None:
+        in_flight[node.launch(node.unit, {d: results[d] for d in node.deps})] = node.unit.key
+
     while pending or in_flight:
         ready = [n for n in pending if all(d in results for d in n.deps)]
         for node in ready:
-            in_flight[node.launch(node.unit, {d: results[d] for d in node.deps})] = node.unit.key
+            launch(node)
             pending.remove(node)
         if not in_flight:
             raise RuntimeError(f"{len(pending)} units can never start: their dependencies form a cycle")
         done, _ = ray.wait(list(in_flight), num_returns=1)
         for ref in done:
             key = in_flight.pop(ref)
-            results[key] = ray.get(ref)
-            if by_key[key].done:
-                by_key[key].done(by_key[key].unit, results[key])
+            node = by_key[key]
+            try:
+                results[key] = ray.get(ref)
+            except Exception as err:
+                if node.pool is None or not _actor_died(err) or relaunched.get(key, 0) >= node.max_relaunch:
+                    raise
+                relaunched[key] = relaunched.get(key, 0) + 1
+                node.pool.failed(ref)
+                why = type(err).__name__
+                print(f"{node.unit.name}: its actor died ({why}); launching it again", flush=True)
+                launch(node)
+                continue
+            if node.pool is not None:
+                node.pool.done(ref)
+            if node.done:
+                node.done(node.unit, results[key])
             progress.update()
-    return SweepRun(results, set(by_key) - set(skipped), skipped)
+    return Outcome(results, set(by_key) - set(skipped), skipped)
 
 
 def run_units(
@@ -134,7 +163,7 @@ def run_units(
     shared: tuple = (),
     max_retries: int = 3,
     label: str = "units",
-) -> SweepRun:
+) -> Outcome:
     """Independent units: `compute(unit, fault, *shared)` on one CPU, then `record(target,
     result)` logging it on no CPU, so the CPUs never wait on the tracking server. Shared inputs
     are put in the object store once; each task is retried when its worker dies."""

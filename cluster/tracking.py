@@ -10,10 +10,10 @@ are deleted first, so every unit appears exactly once.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,26 +21,37 @@ import pyarrow.parquet as pq
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-UNIT_KEY = "sweeps.unit_key"
-SWEEP_KEY = "sweeps.sweep_key"
-KIND = "sweeps.kind"
+from cluster.units import UnitResult
+
+# Every tag the project writes, in one place.
+UNIT_KEY = "sweeps.unit_key"  # a unit's stable key: how finished work is found again
+SWEEP_KEY = "sweeps.sweep_key"  # a sweep's key: a re-submitted sweep reopens its parent run
+KIND = "sweeps.kind"  # 'sweep' (parent run) or 'unit' (child run)
+QUEUE_JOB = "sweeps.queue_job"  # the queued job a sweep ran for (cluster.client)
+ERROR = "sweeps.error"  # why a sweep failed or was killed
 PARENT = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
+QUEUE_JOB_VARIABLE = "SWEEPS_QUEUE_JOB_ID"  # set by the queue for the job it starts
 _MAX_PARAM = 6000
-
-
-def stable_key(config: dict) -> str:
-    """Hash of a config's canonical JSON: equal configs, equal keys, on any machine."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def _params(values: dict) -> list[Param]:
     return [Param(k, str(v)[:_MAX_PARAM]) for k, v in sorted(values.items())]
 
 
-def _metrics(values: dict, timestamp: int = 0) -> list[Metric]:
-    return [Metric(k, float(v), timestamp, 0) for k, v in sorted(values.items()) if v is not None]
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds, MLflow's timestamp unit."""
+    return int(time.time() * 1000)
+
+
+def _metrics(values: dict, step: int = 0) -> list[Metric]:
+    """Values as metrics stamped with the wall clock (None is left out)."""
+    ts = now_ms()
+    return [Metric(k, float(v), ts, step) for k, v in sorted(values.items()) if v is not None]
 
 
 class Tracker:
@@ -60,25 +71,25 @@ class Tracker:
     # ---- sweeps ------------------------------------------------------------------------
     def start_sweep(self, name: str, key: str, params: dict, tags: dict | None = None) -> str:
         """The parent run of a sweep: reused when the same sweep (same key) is re-submitted."""
-        runs = self.client.search_runs(
-            [self.experiment_id], f"tags.`{SWEEP_KEY}` = '{key}'", max_results=1, order_by=["start_time DESC"]
-        )
-        if runs:
-            run_id = runs[0].info.run_id
+        queued = {QUEUE_JOB: os.environ[QUEUE_JOB_VARIABLE]} if QUEUE_JOB_VARIABLE in os.environ else {}
+        run_id = self.find_sweep(key)
+        if run_id:
             self.client.update_run(run_id, status="RUNNING")
-            if "SWEEPS_QUEUE_JOB_ID" in os.environ:  # the queued job now running this sweep
-                self.client.set_tag(run_id, "sweeps.queue_job", os.environ["SWEEPS_QUEUE_JOB_ID"])
+            if queued:  # the queued job now running this sweep
+                self.set_tags(run_id, queued)
             return run_id
-        queued = (
-            {"sweeps.queue_job": os.environ["SWEEPS_QUEUE_JOB_ID"]}
-            if "SWEEPS_QUEUE_JOB_ID" in os.environ
-            else {}
-        )
         run = self.client.create_run(
             self.experiment_id, run_name=name, tags={SWEEP_KEY: key, KIND: "sweep", **queued, **(tags or {})}
         )
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id
+
+    def find_sweep(self, key: str) -> str | None:
+        """The parent run of the sweep with this key, if one was started before."""
+        runs = self.client.search_runs(
+            [self.experiment_id], f"tags.`{SWEEP_KEY}` = '{key}'", max_results=1, order_by=["start_time DESC"]
+        )
+        return runs[0].info.run_id if runs else None
 
     def finish_sweep(self, run_id: str, metrics: dict, files: list | None = None, status="FINISHED") -> None:
         self.client.log_batch(run_id, metrics=_metrics(metrics))
@@ -208,6 +219,41 @@ class Tracker:
                 pq.write_table(table, path, compression="zstd")
                 self.client.log_artifact(run_id, str(path))
         self.client.set_terminated(run_id, "FINISHED")
+
+    # ---- reading runs back -------------------------------------------------------------
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of a run."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def read_result(self, key: str, run_id: str, tables: tuple[str, ...] = ()) -> UnitResult:
+        """A unit finished in an earlier run: its metrics and the named Parquet artifacts."""
+        loaded = {name: self.load_table(run_id, name) for name in tables}
+        return UnitResult(key, run_id, self.run_metrics(run_id), loaded, reused=True)
+
+    # ---- small writes ------------------------------------------------------------------
+    def set_tags(self, run_id: str, tags: dict) -> None:
+        for name, value in tags.items():
+            self.client.set_tag(run_id, name, str(value)[:_MAX_PARAM])
+
+    def log_metrics(self, run_id: str, metrics: dict, step: int = 0) -> None:
+        """Summary or step metrics in one batch, stamped with the wall clock."""
+        self.client.log_batch(run_id, metrics=_metrics(metrics, step))
+
+    def log_steps(self, run_id: str, records: list[dict], step: str = "epoch") -> None:
+        """Training curves: each record's numbers as metrics at step `record[step]`, one batch."""
+        batch = [
+            m
+            for r in records
+            for m in _metrics({k: v for k, v in r.items() if k != step and _finite(v)}, int(r[step]))
+        ]
+        for start in range(0, len(batch), 1000):  # MLflow's batch limit
+            self.client.log_batch(run_id, metrics=batch[start : start + 1000])
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """End a run as FINISHED, FAILED or KILLED (with the reason, when there is one)."""
+        if error:
+            self.set_tags(run_id, {ERROR: error})
+        self.client.set_terminated(run_id, status)
 
     def load_table(self, run_id: str, filename: str) -> pa.Table:
         """A Parquet artifact of a run, read back."""

@@ -18,8 +18,8 @@ import ray
 from pydantic import Field, field_validator
 
 from cluster.scheduler import Node, TrackingTarget, Unit
-from cluster.tracking import stable_key
 from core.config import Config
+from core.keys import stable_key
 from core.nb101.benchmark import Benchmark
 from core.nb101.space import check_subspaces
 from core.ws.cells import CellSampler, space_cells

@@ -34,8 +34,9 @@ from cluster.boneage import (  # noqa: E402
 )
 from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
 from cluster.scheduler import TrackingTarget  # noqa: E402
-from cluster.tracking import Tracker, stable_key  # noqa: E402
+from cluster.tracking import Tracker  # noqa: E402
 from core.config import ConfigError  # noqa: E402
+from core.keys import stable_key  # noqa: E402
 
 
 def parse_args(argv):

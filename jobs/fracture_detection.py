@@ -39,10 +39,11 @@ from cluster.detection import (  # noqa: E402
 from cluster.jobkit import close_sweep, fail, job_parser, overrides, tracking_uri  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import TrackingTarget, run_graph  # noqa: E402
-from cluster.tracking import Tracker, stable_key  # noqa: E402
+from cluster.tracking import Tracker  # noqa: E402
 from core.config import ConfigError, load_config  # noqa: E402
 from core.detection.coco import CocoError  # noqa: E402
 from core.detection.config import PRESETS  # noqa: E402
+from core.keys import stable_key  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:

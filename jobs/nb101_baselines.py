@@ -32,8 +32,9 @@ from cluster.baselines import (  # noqa: E402
 from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import TrackingTarget, run_units  # noqa: E402
-from cluster.tracking import Tracker, stable_key  # noqa: E402
+from cluster.tracking import Tracker  # noqa: E402
 from core.config import ConfigError, load_config  # noqa: E402
+from core.keys import stable_key  # noqa: E402
 from search.regret import change_points  # noqa: E402
 from search.space_data import SpaceData  # noqa: E402
 

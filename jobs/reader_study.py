@@ -35,9 +35,10 @@ import pyarrow as pa  # noqa: E402
 from pydantic import Field, field_validator, model_validator  # noqa: E402
 
 from cluster.jobkit import fail, tracking_uri  # noqa: E402
-from cluster.tracking import Tracker, stable_key  # noqa: E402
+from cluster.tracking import Tracker  # noqa: E402
 from core.config import Config, ConfigError, load_config, parse_override  # noqa: E402
 from core.detection.reader_study import ReaderStudyError, example_reader_study, load_reader_study  # noqa: E402
+from core.keys import stable_key  # noqa: E402
 from core.metrics.detection import CH5_FP_RANGE, IOU_THRESHOLD, match_boxes  # noqa: E402
 from core.metrics.readers import (  # noqa: E402
     CONDITIONS,

@@ -24,9 +24,10 @@ from cluster.baselines import benchmark_identity, open_benchmark, resolve_spaces
 from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import TrackingTarget, fault_hook, run_graph  # noqa: E402
-from cluster.tracking import Tracker, stable_key  # noqa: E402
+from cluster.tracking import Tracker  # noqa: E402
 from cluster.ws_correlation import PRESETS, Study, WSCorrelationConfig, check_recipes, report  # noqa: E402
 from core.config import ConfigError, load_config  # noqa: E402
+from core.keys import stable_key  # noqa: E402
 
 EMBEDDED = " (embedded default: NB-101 cells on digits, built by this project)"
 

@@ -128,7 +128,7 @@ import json, random, sys
 from pathlib import Path
 from cluster.patch_nas import SearchDriver
 from cluster.scheduler import Unit
-from cluster.tracking import stable_key
+from core.keys import stable_key
 from search.es import OnePlusOneES
 from search.ofa_space import canonical
 

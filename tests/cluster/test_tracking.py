@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from cluster.tracking import KIND, PARENT, UNIT_KEY, Tracker, stable_key
+from cluster.tracking import KIND, PARENT, UNIT_KEY, Tracker
+from core.keys import stable_key
 
 
 @pytest.fixture
