@@ -1,18 +1,117 @@
-"""What every job entry point shares: common flags, config overrides, the tracking URI, and
-closing the sweep's parent run with a summary. Jobs stay thin: parse, plan, run, report."""
+"""What every job entry point shares: its flags declared once, the one way configs are resolved
+(preset < file < flags < --set), the tracking URI, and the error exit. Jobs stay thin: parse,
+plan, run, report.
+
+    CLI = JobCli(__doc__, SweepConfig, flags=(Flag("--spaces", "spaces", csv_list), ...), presets=PRESETS)
+    args = CLI.parse(argv)
+    config = CLI.config(args)   # a ConfigError naming the key, before any work
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from core.config import parse_override
+from core.config import Config, Presets, load_config, parse_override
 
 
 def csv_list(text: str) -> list[str]:
     """`A1, FULL` -> ['A1', 'FULL'] (argparse type for comma-separated flags)."""
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A job flag and the config key it sets (dotted for nested sections: `train.epochs`).
+
+    `switch` makes a flag without a value that sets the key to `switch` (e.g. `--no-final` sets
+    `final.enabled` to False); `repeat` collects every occurrence and `collect` turns the list
+    into the key's value (e.g. NAME=PATH pairs into a mapping).
+    """
+
+    flag: str
+    key: str
+    type: Callable | None = None
+    help: str | None = None
+    switch: object = None
+    repeat: bool = False
+    collect: Callable[[list], object] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        if self.switch is not None:
+            parser.add_argument(self.flag, dest=self.dest, action="store_true", help=self.help)
+        elif self.repeat:
+            parser.add_argument(
+                self.flag, dest=self.dest, action="append", default=[], type=self.type,
+                help=self.help, metavar=self.metavar,
+            )  # fmt: skip
+        else:
+            parser.add_argument(
+                self.flag, dest=self.dest, type=self.type, help=self.help, metavar=self.metavar
+            )
+
+    def value(self, args: argparse.Namespace):
+        """The config value this flag gives (None: the flag was not used)."""
+        raw = getattr(args, self.dest)
+        if self.switch is not None:
+            return self.switch if raw else None
+        if self.repeat:
+            return (self.collect or list)(raw) if raw else None
+        return raw
+
+
+def name_value(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` -> ('NAME', 'VALUE') (argparse type for repeated mapping flags)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like NAME=VALUE")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+class JobCli:
+    """A job's command line: the common flags, its own flags (each declared once with the config
+    key it sets), an optional preset choice and --dry-run."""
+
+    def __init__(
+        self,
+        doc: str,
+        model: type[Config],
+        flags: tuple[Flag, ...] = (),
+        presets: Presets | None = None,
+        dry_run: bool = False,
+    ):
+        self.doc, self.model, self.flags, self.presets, self.dry_run = doc, model, flags, presets, dry_run
+
+    def parser(self) -> argparse.ArgumentParser:
+        p = job_parser(self.doc, f"{self.model.__name__} keys" + (" over the preset" if self.presets else ""))
+        if self.presets:
+            p.add_argument("--preset", choices=self.presets.names(), help=f"default: {self.presets.default}")
+        for flag in self.flags:
+            flag.add_to(p)
+        if self.dry_run:
+            p.add_argument("--dry-run", action="store_true", help="print the plan and what is reused")
+        return p
+
+    def parse(self, argv) -> argparse.Namespace:
+        return self.parser().parse_args(argv)
+
+    def config(self, args: argparse.Namespace) -> Config:
+        """Model defaults < preset < --config file < flags < --set; validated."""
+        flags = {flag.key: flag.value(args) for flag in self.flags}
+        if self.presets and args.preset:
+            flags["preset"] = args.preset
+        values = overrides(args, **flags)
+        if self.presets:
+            return self.presets.resolve(self.model, args.config, values)
+        return load_config(self.model, args.config, values)
 
 
 def job_parser(doc: str, config_help: str) -> argparse.ArgumentParser:

@@ -6,8 +6,11 @@ before any work starts.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -121,3 +124,46 @@ def load_config(
         return model.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_describe(err, source)) from None
+
+
+@dataclass(frozen=True)
+class Presets:
+    """A workload's named config bases, resolved one way everywhere:
+    model defaults < preset < config file < flags and --set.
+
+    The preset is chosen by the `preset` key of the flags or the file, else `default`; `auto`
+    (when given) turns the name "auto" into a preset from the user's own keys (e.g. the
+    embedded preset when no data set is given). `notes` say in a line what each preset is.
+    """
+
+    table: dict[str, dict]
+    default: str
+    notes: dict[str, str] = field(default_factory=dict)
+    auto: Callable[[dict], str] | None = None
+
+    def names(self) -> list[str]:
+        return sorted(self.table) + (["auto"] if self.auto else [])
+
+    def resolve(self, model: type[Config], path: str | Path | None = None, overrides: dict | None = None):
+        """The validated config; an unknown preset or key is a ConfigError naming it."""
+        user = read_mapping(path) if path is not None else {}
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                set_dotted(user, key, value)
+        recorded = "preset" in model.model_fields  # else the preset is a choice, not a config key
+        name = (user.get("preset") if recorded else user.pop("preset", None)) or self.default
+        if name == "auto" and self.auto is not None:
+            name = self.auto(user)
+        if name not in self.table:
+            raise ConfigError(f"preset: unknown preset {name!r}; expected one of {self.names()}")
+        base = copy.deepcopy(self.table[name])
+        if recorded:
+            user = user | {"preset": name}
+        label = f"preset {name}" + (f" + {path}" if path is not None else "")
+        try:
+            return model.model_validate(deep_merge(base, user))
+        except ValidationError as err:
+            raise ConfigError(_describe(err, label)) from None
+
+    def note(self, name: str) -> str:
+        return self.notes.get(name, name)
