@@ -27,7 +27,7 @@ from cluster.units import UnitResult
 UNIT_KEY = "sweeps.unit_key"  # a unit's stable key: how finished work is found again
 SWEEP_KEY = "sweeps.sweep_key"  # a sweep's key: a re-submitted sweep reopens its parent run
 KIND = "sweeps.kind"  # 'sweep' (parent run) or 'unit' (child run)
-QUEUE_JOB = "sweeps.queue_job"  # the queued job a sweep ran for (cluster.client)
+QUEUE_JOB = "sweeps.queue_job"  # the queued job a sweep ran for (cluster.queue)
 ERROR = "sweeps.error"  # why a sweep failed or was killed
 PARENT = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
@@ -260,3 +260,48 @@ class Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             path = self.client.download_artifacts(run_id, filename, tmp)
             return pq.read_table(path)
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    if tracking_uri.startswith("file:"):  # MLflow 3 keeps file stores behind an opt-in
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(tracking_uri)
+
+
+class TrackingServer:
+    """What spans experiments: the job queue finds a queued job's sweep by its tag, wherever the
+    job logged it, and marks it KILLED when the job is cancelled."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self.client = _client(tracking_uri)
+
+    def find_tagged(self, tag: str, value: str):
+        """The newest run with `tag` = `value` in any experiment, or None."""
+        ids = [e.experiment_id for e in self.client.search_experiments()]
+        if not ids:
+            return None
+        runs = self.client.search_runs(
+            ids, f"tags.`{tag}` = '{value}'", max_results=1, order_by=["start_time DESC"]
+        )
+        return runs[0] if runs else None
+
+    def kill(self, run) -> int:
+        """Mark a sweep's parent run and its still-running child runs KILLED; how many."""
+        children = self.client.search_runs(
+            [run.info.experiment_id],
+            f"tags.`{PARENT}` = '{run.info.run_id}' and attributes.status = 'RUNNING'",
+        )
+        for each in [*children, run]:
+            self.client.set_terminated(each.info.run_id, "KILLED")
+        return len(children) + 1
+
+    def text_artifacts(self, run_id: str, suffix: str = ".md") -> dict[str, str]:
+        """The run's top-level artifacts ending in `suffix`, as text (a sweep's report tables)."""
+        out = {}
+        for artifact in self.client.list_artifacts(run_id):
+            if artifact.path.endswith(suffix):
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = self.client.download_artifacts(run_id, artifact.path, tmp)
+                    out[artifact.path] = Path(local).read_text()
+        return out

@@ -1,11 +1,11 @@
 """Queue jobs on a Ray cluster from a notebook or a script, and come back later.
 
-    from cluster.client import Client
+    from cluster.queue.client import Client
     client = Client(address="http://127.0.0.1:8265", tracking_uri="http://127.0.0.1:5000")
     handle = client.submit(job="nb101_sweep", config={"ws_seeds": 5}, priority=1)
     handle.status(); handle.logs(); handle.wait(timeout=3600); handle.result()
 
-Jobs wait in a durable SQLite queue (cluster/queue_store.py); a dispatcher (`python -m
+Jobs wait in a durable SQLite queue (cluster/queue/store.py); a dispatcher (`python -m
 cluster.queue dispatch`, or `Client.dispatch()`) starts them through Ray's JobSubmissionClient
 while at most N run, highest priority first, and reconciles with Ray after restarts.
 """
@@ -18,13 +18,12 @@ import time
 from dataclasses import dataclass, field
 
 from cluster.job_registry import CONFIG_VARIABLE, lookup
-from cluster.queue_store import ACTIVE, TERMINAL, JobQueue, QueuedJob
+from cluster.queue.store import ACTIVE, TERMINAL, JobQueue, QueuedJob
+from cluster.tracking import QUEUE_JOB, QUEUE_JOB_VARIABLE, TrackingServer
 from core.config import ConfigError
 from core.keys import stable_key
 from core.paths import REPO_ROOT, cache_dir
 
-QUEUE_JOB_VARIABLE = "SWEEPS_QUEUE_JOB_ID"  # set in a queued job; its parent run is tagged with it
-QUEUE_TAG = "sweeps.queue_job"
 UPLOAD_EXCLUDES = [".venv", ".cache", "mlruns", "outputs", ".git", "*.so", "__pycache__"]
 
 
@@ -86,7 +85,7 @@ class Client:
     # ---- dispatching ---------------------------------------------------------------------
     def dispatch(self) -> dict:
         """One dispatcher pass: reconcile running jobs with Ray, then start pending ones."""
-        from cluster.dispatcher import Dispatcher
+        from cluster.queue.dispatcher import Dispatcher
 
         return Dispatcher(self).step()
 
@@ -145,37 +144,17 @@ class JobHandle:
         job = self.info()
         if job.status != "SUCCEEDED":
             raise RuntimeError(f"job {self.id} is {job.status}: no result")
-        run = find_parent_run(self.client.tracking_uri or job.config.get("tracking_uri"), self.id)
+        uri = self.client.tracking_uri or job.config.get("tracking_uri")
+        run = find_parent_run(uri, self.id)
         if run is None:
-            raise LookupError(f"no MLflow run is tagged {QUEUE_TAG}={self.id}")
-        from mlflow.tracking import MlflowClient
-
-        mlflow = MlflowClient(self.client.tracking_uri or job.config.get("tracking_uri"))
-        tables = {}
-        for artifact in mlflow.list_artifacts(run.info.run_id):
-            if artifact.path.endswith(".md"):
-                import tempfile
-                from pathlib import Path
-
-                with tempfile.TemporaryDirectory() as tmp:
-                    tables[artifact.path] = Path(
-                        mlflow.download_artifacts(run.info.run_id, artifact.path, tmp)
-                    ).read_text()
+            raise LookupError(f"no MLflow run is tagged {QUEUE_JOB}={self.id}")
+        tables = TrackingServer(uri).text_artifacts(run.info.run_id, ".md")
         return {"run_id": run.info.run_id, "metrics": dict(run.data.metrics), "tables": tables}
 
 
 def find_parent_run(tracking_uri: str | None, job_id: str):
     """The sweep run a queued job created (tagged with its queue id), in any experiment."""
-    if not tracking_uri:
-        return None
-    from mlflow.tracking import MlflowClient
-
-    if tracking_uri.startswith("file:"):
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = MlflowClient(tracking_uri)
-    ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(ids, f"tags.`{QUEUE_TAG}` = '{job_id}'", max_results=1) if ids else []
-    return runs[0] if runs else None
+    return TrackingServer(tracking_uri).find_tagged(QUEUE_JOB, job_id) if tracking_uri else None
 
 
 def job_environment(job: QueuedJob) -> dict:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import time
 
-from cluster.client import Client, ClusterUnreachable, find_parent_run, ray_jobs, submit_to_ray
+from cluster.queue.client import Client, ClusterUnreachable, find_parent_run, ray_jobs, submit_to_ray
+from cluster.tracking import TrackingServer
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,4 @@ class Dispatcher:
 def mark_killed(tracking_uri: str | None, job_id: str) -> int:
     """Mark a cancelled job's parent run and its unfinished child runs KILLED in MLflow."""
     parent = find_parent_run(tracking_uri, job_id)
-    if parent is None:
-        return 0
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and attributes.status = 'RUNNING'",
-    )
-    for run in [*children, parent]:
-        client.set_terminated(run.info.run_id, "KILLED")
-    return len(children) + 1
+    return TrackingServer(tracking_uri).kill(parent) if parent is not None else 0

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from cluster.client import Client, ClusterUnreachable
+from cluster.queue.client import Client, ClusterUnreachable
 from core.config import ConfigError, read_mapping
 
 
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         elif args.command == "result":
             print(json.dumps(client.handle(args.id).result(), indent=1, default=str))
         else:
-            from cluster.dispatcher import Dispatcher
+            from cluster.queue.dispatcher import Dispatcher
 
             dispatcher = Dispatcher(client)
             if args.once:

@@ -9,16 +9,16 @@ import time
 
 import pytest
 
-from cluster.client import Client, ClusterUnreachable
 from cluster.job_registry import JobSpec, register
+from cluster.queue.client import Client, ClusterUnreachable
 from core.config import ConfigError
 from core.paths import REPO_ROOT
 
-PROBE = "tests/cluster/queue_probe_job.py"
+PROBE = "tests/cluster/queue/probe_job.py"
 
 
 def _probe_model():
-    spec = importlib.util.spec_from_file_location("queue_probe_job", REPO_ROOT / PROBE)
+    spec = importlib.util.spec_from_file_location("probe_job", REPO_ROOT / PROBE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.ProbeConfig
@@ -146,7 +146,7 @@ def test_duplicates_and_bad_input(tmp_path):
         client.dispatch()
     a.cancel()
     assert a.status() == "CANCELLED"  # a pending job is cancelled without Ray
-    from cluster.queue import main
+    from cluster.queue.__main__ import main
 
     assert main(["--queue", str(tmp_path / "q.db"), "submit", "nope"]) == 2
 

@@ -1,0 +1,3 @@
+"""The durable job queue: jobs submitted from a notebook or the command line wait in SQLite and a
+dispatcher starts them through Ray's job API (client.py: Client, JobHandle; dispatcher.py;
+store.py: JobQueue; `python -m cluster.queue ...`: the command line)."""
