@@ -23,12 +23,12 @@ from search.ofa_space import GENE_CHOICES, OFA_REFERENCE
 def es_grouped(budget: int = 100) -> tuple[float, OnePlusOneES]:
     es = OnePlusOneES(budget, num_workers=10, seed=0)
     start = es.ask()
-    es.tell(start.index, 1.0)
+    es.tell(start, 1.0)
     changed = []
     while es.asked < budget:
         p = es.ask()
-        changed.append(sum(a != b for a, b in zip(p.genome, start.genome)))
-        es.tell(p.index, 0.0)
+        changed.append(sum(a != b for a, b in zip(p.candidate, start.candidate)))
+        es.tell(p, 0.0)
     return float(np.mean(changed)), es
 
 

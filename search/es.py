@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from core.config import Config
+from search.base import Proposal, ProposalLog
 from search.ofa_space import (
     DEPTHS,
     EXPANDS,
@@ -81,15 +81,6 @@ class CheckpointError(ValueError):
     """A search checkpoint that cannot be restored exactly; the message says why."""
 
 
-@dataclass(frozen=True)
-class Proposal:
-    """One asked candidate: its ask index (0 = the start genome), genome and mutation probability."""
-
-    index: int
-    genome: Genome
-    mutation_probability: float
-
-
 def mutation_probability(
     index: int, budget: int, mutation: str = "discreteBSO", dimension: int = N_GENES
 ) -> float:
@@ -118,8 +109,9 @@ def _genome(value) -> Genome:
     return validate([x for group in value for x in group])
 
 
-class OnePlusOneES:
-    """Ask/tell (1+1)-ES over OFA genomes; higher scores are better."""
+class OnePlusOneES(ProposalLog):
+    """Ask/tell (1+1)-ES over OFA genomes; higher scores are better. A proposal's candidate is a
+    genome (index 0: the start genome), its `info["mutation_probability"]` the schedule's p."""
 
     def __init__(
         self,
@@ -133,6 +125,7 @@ class OnePlusOneES:
             raise ValueError(f"budget and num_workers must be >= 1, got {budget}, {num_workers}")
         if mutation not in OPTIMIZERS:
             raise ValueError(f"mutation must be one of {list(OPTIMIZERS)}, got {mutation!r}")
+        super().__init__()
         self.budget, self.num_workers, self.seed, self.mutation = budget, num_workers, seed, mutation
         self.start = validate(start)
         import nevergrad as ng  # here, not at module level: workers import this module without needing it
@@ -150,21 +143,8 @@ class OnePlusOneES:
 
     # ---- ask / tell ----------------------------------------------------------------------
     @property
-    def asked(self) -> int:
-        return len(self._proposals)
-
-    @property
-    def told(self) -> int:
-        return len(self._scores)
-
-    @property
     def finished(self) -> bool:
         return self.told >= self.budget
-
-    @property
-    def pending(self) -> list[Proposal]:
-        """Asked and not yet told, in ask order."""
-        return [p for p in self._proposals if p.index not in self._scores]
 
     @property
     def proposals(self) -> list[Proposal]:
@@ -179,28 +159,30 @@ class OnePlusOneES:
         """Tells nevergrad itself counted (equals `told`)."""
         return int(self._opt.num_tell)
 
-    def ask(self) -> Proposal:
+    def ask(self) -> Proposal[Genome]:
         if self.asked >= self.budget:
             raise RuntimeError(f"the budget of {self.budget} candidates is already asked")
         candidate = self._opt.ask()
         genome = _genome(candidate.value)
-        index = self.asked
-        proposal = Proposal(index, genome, mutation_probability(index, self.budget, self.mutation))
-        self._candidates[index] = candidate
+        p = mutation_probability(self.asked, self.budget, self.mutation)
+        proposal = self._propose(genome, mutation_probability=p)
+        self._candidates[proposal.index] = candidate
         self._proposals.append(proposal)
-        self._events.append(["ask", index, list(genome)])
+        self._events.append(["ask", proposal.index, list(genome)])
         return proposal
 
-    def tell(self, index: int, score: float) -> None:
-        if index not in self._candidates:
-            state = "already told" if index in self._scores else "never asked"
-            raise ValueError(f"candidate {index} was {state}")
+    def tell(self, proposal: Proposal | int, score: float) -> None:
+        index = self._pending_proposal(proposal).index
         score = float(score)
         if not math.isfinite(score):
             raise ValueError(f"candidate {index}: score must be finite, got {score}")
+        self._settle(index)
         self._opt.tell(self._candidates.pop(index), -score)
         self._scores[index] = score
         self._events.append(["tell", index, score])
+
+    def stats(self) -> dict:
+        return {"asked": self.asked, "told": self.told}
 
     def best(self) -> tuple[Proposal, float] | None:
         """The told candidate with the highest score (the earliest on ties)."""
@@ -264,9 +246,9 @@ class OnePlusOneES:
                 if index != es.asked:
                     raise CheckpointError(f"event {n}: ask #{index} logged where ask #{es.asked} was due")
                 proposal = es.ask()
-                if list(proposal.genome) != list(value):
+                if list(proposal.candidate) != list(value):
                     raise CheckpointError(
-                        f"event {n}: replaying ask #{index} proposes {list(proposal.genome)} but the "
+                        f"event {n}: replaying ask #{index} proposes {list(proposal.candidate)} but the "
                         f"checkpoint logged {value}; it was written by nevergrad {state.get('nevergrad')} "
                         f"(this is {ng.__version__}) or edited. Start a new search (another sweep name) "
                         "or use the nevergrad version that wrote it."

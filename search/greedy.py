@@ -15,6 +15,7 @@ import numpy as np
 
 from core.nb101.neighbours import neighbours
 from core.nb101.space import cell_spec
+from search.base import Proposal, ProposalLog
 from search.space_data import SUBSPACE_TESTS, SpaceData
 
 
@@ -28,12 +29,13 @@ def neighbourhood(adj_bits: int, num_vertices: int, ops: tuple) -> tuple[tuple[s
     return tuple(result)
 
 
-class GreedySearch:
+class GreedySearch(ProposalLog):
     def __init__(self, space: SpaceData, seed: int):
+        super().__init__()
         self.space = space
         self.rng = np.random.default_rng(seed)
         self.scores: dict[str, float] = {}
-        self.asked: set[str] = set()
+        self.proposed: set[str] = set()
         self.current: str | None = None
         self.neighbourhood: list[str] = []
         self.counters = {"restarts": 0, "moves": 0, "skipped_untabulated": 0, "reused_scores": 0}
@@ -42,7 +44,7 @@ class GreedySearch:
         self._pending_start: str | None = None
 
     # ---- ask/tell --------------------------------------------------------------------
-    def ask(self) -> str | None:
+    def ask(self) -> Proposal[str] | None:
         while True:
             if self.current is None:
                 if self._pending_start is not None:
@@ -50,14 +52,15 @@ class GreedySearch:
                 start = self._random_start()
                 return None if start is None else self._propose(start)
             waiting = [h for h in self.neighbourhood if h not in self.scores]
-            fresh = [h for h in waiting if h not in self.asked]
+            fresh = [h for h in waiting if h not in self.proposed]
             if fresh:
                 return self._propose(fresh[0])
             if waiting:
                 return None  # outstanding evaluations must be told first
             self._move()
 
-    def tell(self, candidate: str, score: float) -> None:
+    def tell(self, proposal: Proposal | int, score: float) -> None:
+        candidate = self._settle(proposal).candidate
         self.scores[candidate] = float(score)
         if candidate == self._pending_start:
             self._pending_start = None
@@ -71,16 +74,16 @@ class GreedySearch:
         return dict(self.counters)
 
     # ---- the climb -------------------------------------------------------------------
-    def _propose(self, cell: str) -> str:
-        self.asked.add(cell)
-        return cell
+    def _propose(self, cell: str) -> Proposal[str]:
+        self.proposed.add(cell)
+        return super()._propose(cell)
 
     def _random_start(self) -> str | None:
         """A random cell not evaluated yet; None when every cell has been evaluated."""
         while self._next_start < len(self._starts):
             cell = str(self.space.hashes[self._starts[self._next_start]])
             self._next_start += 1
-            if cell in self.scores or cell in self.asked:
+            if cell in self.scores or cell in self.proposed:
                 continue
             self.counters["restarts"] += 1
             self._pending_start = cell

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from search.driver import Driver
 from search.greedy import GreedySearch
 from search.random_search import RandomSearch
 from search.regret import Evaluator, trajectory_table
@@ -36,19 +37,12 @@ def run_search(
     if budget < 1:
         raise ValueError(f"budget must be positive, got {budget}")
     optimizer = make_optimizer(method, space, seed)
-    evaluate = Evaluator(space, validation, seed=seed + 1_000_003)
-    hashes, scores, tests, costs = [], [], [], []
-    while len(hashes) < budget:
-        cell = optimizer.ask()
-        if cell is None:
-            break  # sequential driving: nothing outstanding, so the optimiser is exhausted
-        score, test, cost = evaluate(cell)
-        optimizer.tell(cell, score)
-        hashes.append(cell)
-        scores.append(score)
-        tests.append(test)
-        costs.append(cost)
-    table = trajectory_table(hashes, scores, tests, costs, space.best_test)
+    lookup = Evaluator(space, validation, seed=seed + 1_000_003)  # (validation, test, seconds)
+    driver = Driver(optimizer, budget, score=lambda outcome: outcome[0])
+    told = driver.run(lambda proposals: [lookup(p.candidate) for p in proposals])
+    hashes = [t.proposal.candidate for t in told]
+    tests, costs = [t.outcome[1] for t in told], [t.outcome[2] for t in told]
+    table = trajectory_table(hashes, [t.score for t in told], tests, costs, space.best_test)
     stats = optimizer.stats() | {
         "evaluations": len(hashes),
         "budget": budget,

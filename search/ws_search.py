@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from search.driver import Driver
 from search.regret import Evaluator, trajectory_table
 from search.runner import make_optimizer
 from search.space_data import SpaceData
@@ -39,24 +40,18 @@ def search_proxy(
 ) -> ProxySearch:
     """Run RS or GS on the proxy for `budget` evaluations; `score(hashes) -> (proxies, seconds)`."""
     optimizer = make_optimizer(method, space, seed)
-    hashes, proxies, seconds = [], [], 0.0
-    while len(hashes) < budget:
-        asked = []
-        while len(asked) < min(batch, budget - len(hashes)):
-            cell = optimizer.ask()
-            if cell is None:
-                break
-            asked.append(cell)
-        if not asked:
-            break
-        values, cost = score(asked)
+    seconds = 0.0
+
+    def evaluate(proposals) -> list[float]:
+        nonlocal seconds
+        values, cost = score([p.candidate for p in proposals])
         seconds += cost
-        for cell, value in zip(asked, values):
-            optimizer.tell(cell, float(value))
-        hashes += asked
-        proxies += [float(v) for v in values]
+        return [float(v) for v in values]
+
+    told = Driver(optimizer, budget, parallelism=batch, batch=True).run(evaluate)
+    hashes = [t.proposal.candidate for t in told]
     stats = optimizer.stats() | {"proxy_evaluations": len(hashes), "proxy_seconds": seconds}
-    return ProxySearch(hashes, np.asarray(proxies), seconds, stats)
+    return ProxySearch(hashes, np.asarray([t.score for t in told]), seconds, stats)
 
 
 def train_ranked(

@@ -52,9 +52,9 @@ def test_greedy_walks_the_expected_path():
     gs = GreedySearch(space, seed=0)
     gs._starts = np.array([space.row(h["C_mp"])] + [i for i in range(7) if i != space.row(h["C_mp"])])
     walked = []
-    while (cell := gs.ask()) is not None:
-        walked.append(by_hash[cell])
-        gs.tell(cell, SCORES[by_hash[cell]])
+    while (proposal := gs.ask()) is not None:
+        walked.append(by_hash[proposal.candidate])
+        gs.tell(proposal, SCORES[by_hash[proposal.candidate]])
     # C_mp's neighbourhood, then C_c3's new neighbour, then R_c3's new ones; then nothing is left
     assert walked == ["C_mp", "C_c3", "C_c1", "R_mp", "R_c3", "R_c1", "E"]
     assert gs.counters["moves"] == 2 and gs.counters["restarts"] == 1
@@ -70,15 +70,15 @@ def test_greedy_never_pays_twice_and_waits_for_outstanding_scores():
     assert gs.ask() is None  # the start must be scored before its neighbourhood is known
     gs.tell(first, 0.5)
     asked = [gs.ask() for _ in range(3)]
-    assert None not in asked[:1] and len(set(a for a in asked if a)) == len([a for a in asked if a])
+    assert None not in asked[:1] and len(set(a.candidate for a in asked if a)) == len([a for a in asked if a])
     for a in asked:
         if a:
             gs.tell(a, 0.1)
-    seen = [first, *[a for a in asked if a]]
-    while (cell := gs.ask()) is not None:
-        assert cell not in seen
-        seen.append(cell)
-        gs.tell(cell, 0.2)
+    seen = [first.candidate, *[a.candidate for a in asked if a]]
+    while (proposal := gs.ask()) is not None:
+        assert proposal.candidate not in seen
+        seen.append(proposal.candidate)
+        gs.tell(proposal.index, 0.2)  # a proposal is told by its handle or its index
     assert sorted(seen) == sorted(h.values())
 
 
@@ -105,12 +105,12 @@ def test_greedy_in_a_subspace_stays_inside_it():
 def test_random_search_is_unique_seeded_and_exhaustive():
     hashes = np.array([f"{i:032x}" for i in range(50)])
     a = RandomSearch(hashes, 7)
-    drawn = [a.ask() for _ in range(50)]
+    drawn = [a.ask().candidate for _ in range(50)]
     assert sorted(drawn) == sorted(hashes.tolist()) and a.ask() is None and a.finished
     b = RandomSearch(hashes, 7)
-    assert [b.ask() for _ in range(50)] == drawn
+    assert [b.ask().candidate for _ in range(50)] == drawn
     c = RandomSearch(hashes, 8)
-    assert [c.ask() for _ in range(50)] != drawn
+    assert [c.ask().candidate for _ in range(50)] != drawn
 
 
 def test_incumbents_and_regret_by_hand():
