@@ -163,12 +163,14 @@ def run_units(
     shared: tuple = (),
     max_retries: int = 3,
     label: str = "units",
+    tables: tuple[str, ...] = (),
 ) -> Outcome:
     """Independent units: `compute(unit, fault, *shared)` on one CPU, then `record(target,
     result)` logging it on no CPU, so the CPUs never wait on the tracking server. Shared inputs
-    are put in the object store once; each task is retried when its worker dies."""
+    are put in the object store once; each task is retried when its worker dies. A unit
+    finished before is read back with the Parquet artifacts named in `tables`."""
     launch = unit_launcher(compute, record, target, shared, max_retries)
-    return run_graph([Node(u, launch) for u in units], target.tracker(), label)
+    return run_graph([Node(u, launch, tables=tables) for u in units], target.tracker(), label)
 
 
 def unit_launcher(
