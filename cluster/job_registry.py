@@ -39,9 +39,9 @@ class JobSpec:
 
 
 def _check_ws(config) -> None:
-    from cluster.ws_correlation import check_recipes
+    from cluster.nb101.config import check_recipes
 
-    check_recipes(config if hasattr(config, "recipe") else config.correlation())
+    check_recipes(config)
 
 
 REGISTRY: dict[str, JobSpec] = {}
@@ -52,23 +52,20 @@ def register(spec: JobSpec) -> JobSpec:
     return spec
 
 
-register(JobSpec("nb101_sweep", "jobs/nb101_sweep.py", "cluster.nb101_sweep:SweepConfig", _check_ws))
-register(JobSpec("nb101_baselines", "jobs/nb101_baselines.py", "cluster.baselines:BaselinesConfig"))
+register(JobSpec("nb101_sweep", "jobs/nb101_sweep.py", "cluster.nb101.config:SweepConfig", _check_ws))
+register(JobSpec("nb101_baselines", "jobs/nb101_baselines.py", "cluster.nb101.config:BaselinesConfig"))
 register(
     JobSpec(
-        "ws_correlation", "jobs/ws_correlation.py", "cluster.ws_correlation:WSCorrelationConfig", _check_ws
+        "ws_correlation", "jobs/ws_correlation.py", "cluster.nb101.config:WSCorrelationConfig", _check_ws
     )
 )
 register(JobSpec("bone_age", "jobs/bone_age.py", "cluster.boneage:BoneAgeJobConfig"))
 register(
     JobSpec(
-        "fracture_detection",
-        "jobs/fracture_detection.py",
-        "cluster.detection:FractureDetectionConfig",
-        lambda config: config.with_preset(),
+        "fracture_detection", "jobs/fracture_detection.py", "cluster.detection.config:FractureDetectionConfig"
     )
 )
-register(JobSpec("reader_study", "jobs/reader_study.py", "jobs.reader_study:ReaderStudyConfig"))
+register(JobSpec("reader_study", "jobs/reader_study.py", "cluster.detection.reader_study:ReaderStudyConfig"))
 register(JobSpec("fracture_nas", "jobs/fracture_nas.py", "cluster.patch_nas:FractureNASConfig"))
 
 

@@ -20,27 +20,21 @@ Results: a parent MLflow run with a child per unit; in --output-dir the per-seed
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from mlflow.entities import Metric  # noqa: E402
-
-from cluster.detection import (  # noqa: E402
-    FractureDetectionConfig,
-    TrainerPool,
-    data_identity,
-    graph,
-    load_splits,
-    plan,
-    report,
-)
-from cluster.jobkit import close_sweep, fail, job_parser, overrides, tracking_uri  # noqa: E402
+from cluster.detection.config import FractureDetectionConfig  # noqa: E402
+from cluster.detection.data import data_identity, load_splits  # noqa: E402
+from cluster.detection.plan import graph, plan  # noqa: E402
+from cluster.detection.report import report, summary  # noqa: E402
+from cluster.detection.trainer import trainer_pool  # noqa: E402
+from cluster.jobkit import Flag, JobCli, fail, tracking_uri  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
-from cluster.scheduler import TrackingTarget, run_graph  # noqa: E402
+from cluster.scheduler import run_graph  # noqa: E402
+from cluster.sweep import open_sweep  # noqa: E402
 from cluster.tracking import Tracker  # noqa: E402
-from core.config import ConfigError, load_config  # noqa: E402
+from core.config import ConfigError  # noqa: E402
 from core.detection.coco import CocoError  # noqa: E402
 from core.detection.config import PRESETS  # noqa: E402
 from core.keys import stable_key  # noqa: E402
@@ -50,89 +44,64 @@ def _ints(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t.strip()]
 
 
-def parse_args(argv):
-    p = job_parser(__doc__, "FractureDetectionConfig keys")
-    p.add_argument("--coco", help="one COCO JSON (images with study_id), split by study")
-    p.add_argument("--train", dest="train_json", help="COCO JSON of the training split")
-    p.add_argument("--dev", dest="dev_json", help="COCO JSON of the development split (operating points)")
-    p.add_argument("--test", dest="test_json", help="COCO JSON of the test split")
-    p.add_argument("--image-root", help="folder of the images' file_name (default: the JSON's folder)")
-    p.add_argument("--preset", choices=sorted(PRESETS))
-    p.add_argument("--iterations", type=int)
-    p.add_argument("--seeds", type=_ints, help="comma-separated, one trained model each")
-    p.add_argument("--weights", help="local Mask R-CNN checkpoint (state dict or exported model)")
-    p.add_argument("--backbone-weights", help="local ResNet checkpoint (e.g. ImageNet)")
-    return p.parse_args(argv)
+CLI = JobCli(
+    __doc__,
+    FractureDetectionConfig,
+    flags=(
+        Flag("--coco", "coco", help="one COCO JSON (images with study_id), split by study"),
+        Flag("--train", "train_json", help="COCO JSON of the training split"),
+        Flag("--dev", "dev_json", help="COCO JSON of the development split (operating points)"),
+        Flag("--test", "test_json", help="COCO JSON of the test split"),
+        Flag(
+            "--image-root", "image_root", help="folder of the images' file_name (default: the JSON's folder)"
+        ),
+        Flag("--iterations", "iterations", int),
+        Flag("--seeds", "seeds", _ints, help="comma-separated, one trained model each"),
+        Flag("--weights", "weights", help="local Mask R-CNN checkpoint (state dict or exported model)"),
+        Flag("--backbone-weights", "backbone_weights", help="local ResNet checkpoint (e.g. ImageNet)"),
+    ),
+    presets=PRESETS,
+)
 
 
-def resolve_config(args) -> FractureDetectionConfig:
-    keys = ("coco", "train_json", "dev_json", "test_json", "image_root", "preset", "iterations", "seeds")
-    flags = {key: getattr(args, key) for key in (*keys, "weights", "backbone_weights")}
-    return load_config(FractureDetectionConfig, args.config, overrides(args, **flags)).with_preset()
+def describe(config: FractureDetectionConfig, splits: dict) -> None:
+    """Print the data (saying when it is the embedded set) and the recipe before any work."""
+    if config.embedded:
+        print(f"data: EMBEDDED DEFAULT: {splits['train'].source.rsplit(' [', 1)[0]}")
+    else:
+        print("data: " + ", ".join(f"{n}: {splits[n].source}" for n in splits))
+    for name, split in splits.items():
+        print(f"  {name}: {split.describe()}")
+    recipe = config.resolved()
+    print(
+        f"preset {config.preset} ({PRESETS.note(config.preset)}): Mask R-CNN {recipe.backbone}-FPN, "
+        f"{recipe.iterations} iterations of batch {recipe.batch_size}, lr {recipe.lr}, "
+        f"min_size {recipe.min_size}; seeds {config.seeds}"
+    )
 
 
 def main(argv=None) -> int:
     try:
-        config = resolve_config(parse_args(argv))
+        config = CLI.config(CLI.parse(argv))
         splits = load_splits(config)  # every file, box and study id checked before any work
     except (ConfigError, CocoError, FileNotFoundError, ValueError) as err:
         return fail(err)
-    start = time.perf_counter()
-    recipe = config.resolved()
-    embedded = config.embedded
-    print(
-        "data: "
-        + (
-            f"EMBEDDED DEFAULT: {splits['train'].source.rsplit(' [', 1)[0]}"
-            if embedded
-            else ", ".join(f"{n}: {splits[n].source}" for n in splits)
-        )
-    )
-    for name, split in splits.items():
-        print(f"  {name}: {split.describe()}")
-    note = (
-        " (reduced for CPUs: not the real-data recipe, which is preset 'thesis')"
-        if config.preset == "cpu-small"
-        else ""
-    )
-    print(
-        f"preset {config.preset}{note}: Mask R-CNN {recipe.backbone}-FPN, {recipe.iterations} iterations of "
-        f"batch {recipe.batch_size}, lr {recipe.lr}, min_size {recipe.min_size}; seeds {config.seeds}"
-    )
+    describe(config, splits)
     pairs = plan(config, data_identity(splits))
-    uri = tracking_uri(config)
-    tracker = Tracker(uri, config.experiment)
+    tracker = Tracker(tracking_uri(config), config.experiment)
     sweep_key = stable_key({"units": sorted(u.key for pair in pairs for u in pair)})
-    params = config.model_dump(mode="json") | {"preset": config.preset}
-    tags = {"data": "embedded synthetic (generated by this project)" if embedded else splits["train"].source}
-    parent = tracker.start_sweep(config.sweep_name, sweep_key, params, tags=tags)
-    target = TrackingTarget(uri, config.experiment, parent)
-    init_ray(config.ray_address)
-    pool = TrainerPool(config)
-    try:
-        outcome = run_graph(graph(pairs, target, pool), tracker, label="detection units")
-    finally:
-        pool.close()
-    out_dir = Path(config.output_dir)
-    table, files = report(config, pairs, outcome.results, out_dir, tracker)
-    summary = {}
-    for name in (
-        "roc_auc",
-        "aufroc_image_0.02_0.5",
-        "DOUBT.se_pw",
-        "DOUBT.spe_pw",
-        "FRACTURE.se_pw",
-        "FRACTURE.spe_pw",
-    ):
-        if name in table.column_names:
-            summary[f"mean_{name}"] = float(table[name].to_numpy().mean())
-    tracker.client.log_batch(
-        parent, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in summary.items()]
-    )
-    markdown = (out_dir / "detection_metrics.md").read_text()
-    if embedded:
-        markdown += "\n(data: the embedded synthetic set generated by this project, not radiographs)"
-    return close_sweep(tracker, parent, outcome, files, markdown, start, uri, config)
+    params = config.model_dump(mode="json")
+    data = "embedded synthetic (generated by this project)" if config.embedded else splits["train"].source
+    with open_sweep(tracker, config.sweep_name, sweep_key, params, tags={"data": data}) as sweep:
+        init_ray(config.ray_address)
+        pool = trainer_pool(config)
+        try:
+            outcome = run_graph(graph(pairs, sweep.target, pool), tracker, label="detection units")
+        finally:
+            pool.close()
+        table, files, markdown = report(config, pairs, outcome.results, Path(config.output_dir), tracker)
+        tracker.log_metrics(sweep.run_id, summary(table))
+        return sweep.close(outcome, files, markdown, config.output_dir)
 
 
 if __name__ == "__main__":

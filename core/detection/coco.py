@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.detection.dataset import Annotation, DetectionDataset, ImageRecord
+from core.keys import stable_key
 
 
 class CocoError(ValueError):
@@ -157,7 +158,8 @@ def load_coco(
         )
     if not records:
         raise CocoError(f"{path}: no images")
-    identity = hashlib.sha256(raw + json.dumps([str(root), categories]).encode()).hexdigest()[:16]
+    file = hashlib.sha256(raw).hexdigest()  # the file's bytes; the identity also covers how it was read
+    identity = stable_key({"file": file, "image_root": str(root), "categories": categories}, 16)
     notes = [f"{n} {k} annotations skipped" for k, n in skipped.items() if n]
     source = f"{path}" + (f" ({'; '.join(notes)})" if notes else "")
     return DetectionDataset(tuple(records), source, identity, embedded=False)

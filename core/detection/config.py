@@ -1,4 +1,4 @@
-"""The detector recipe as validated data, with two explicit presets.
+"""The detector recipe as validated data, with two explicit presets (`PRESETS`, a core.config.Presets).
 
 - `thesis`: the real recipe for real radiographs (thesis 2.3.1, SPEC 4): Mask R-CNN with a
   ResNet-50 FPN (torchvision `maskrcnn_resnet50_fpn_v2`), 270,000 iterations of SGD with batch 4,
@@ -9,7 +9,10 @@
   evaluates on a CPU in minutes: ResNet-18 FPN with 64 channels, 128-pixel images, small
   anchors, fewer proposals and a short schedule. For tests and demonstrations, not for real data.
 
-Keys left at None take the preset's value (`resolved()`); any key can be overridden.
+A job resolves its config with `PRESETS` (defaults < preset < file < flags): the preset "auto"
+(the default) is `cpu-small` on the embedded set and `thesis` on real data (`preset_for`). Keys
+left at None in a config built by hand take its preset's value (`resolved()`); any key can be
+overridden.
 """
 
 from __future__ import annotations
@@ -19,57 +22,73 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from core.config import Config
+from core.config import Config, Presets
 
-PRESETS: dict[str, dict] = {
-    "thesis": {
-        "backbone": "resnet50",
-        "fpn_channels": 256,
-        "head_channels": 256,
-        "box_fc": 1024,
-        "anchor_sizes": [32, 64, 128, 256, 512],
-        "min_size": [640, 672, 704, 736, 768, 800],
-        "max_size": 1333,
-        "rpn_pre_nms_top_n_train": 2000,
-        "rpn_pre_nms_top_n_test": 1000,
-        "rpn_post_nms_top_n_train": 2000,
-        "rpn_post_nms_top_n_test": 1000,
-        "rpn_batch_size_per_image": 256,
-        "box_batch_size_per_image": 512,
-        "detections_per_image": 100,
-        "iterations": 270_000,
-        "batch_size": 4,
-        "lr": 0.005,
-        "warmup_iterations": 1000,
-        "lr_decay_at": [210_000 / 270_000, 250_000 / 270_000],
-        "checkpoint_every": 5000,
-        "num_workers": 4,
+DATA_KEYS = ("coco", "train_json")  # a job config's real-data keys: either one means real data
+
+
+def preset_for(user: dict) -> str:
+    """The preset "auto" stands for: cpu-small on the embedded set, thesis on real data."""
+    return "thesis" if any(user.get(key) for key in DATA_KEYS) else "cpu-small"
+
+
+PRESETS = Presets(
+    table={
+        "thesis": {
+            "backbone": "resnet50",
+            "fpn_channels": 256,
+            "head_channels": 256,
+            "box_fc": 1024,
+            "anchor_sizes": [32, 64, 128, 256, 512],
+            "min_size": [640, 672, 704, 736, 768, 800],
+            "max_size": 1333,
+            "rpn_pre_nms_top_n_train": 2000,
+            "rpn_pre_nms_top_n_test": 1000,
+            "rpn_post_nms_top_n_train": 2000,
+            "rpn_post_nms_top_n_test": 1000,
+            "rpn_batch_size_per_image": 256,
+            "box_batch_size_per_image": 512,
+            "detections_per_image": 100,
+            "iterations": 270_000,
+            "batch_size": 4,
+            "lr": 0.005,
+            "warmup_iterations": 1000,
+            "lr_decay_at": [210_000 / 270_000, 250_000 / 270_000],
+            "checkpoint_every": 5000,
+            "num_workers": 4,
+        },
+        "cpu-small": {
+            "backbone": "resnet18",
+            "fpn_channels": 64,
+            "head_channels": 64,
+            "box_fc": 256,
+            "anchor_sizes": [8, 16, 32, 64, 128],
+            "min_size": [112, 128, 144],
+            "max_size": 160,
+            "rpn_pre_nms_top_n_train": 600,
+            "rpn_pre_nms_top_n_test": 300,
+            "rpn_post_nms_top_n_train": 300,
+            "rpn_post_nms_top_n_test": 100,
+            "rpn_batch_size_per_image": 128,
+            "box_batch_size_per_image": 64,
+            "detections_per_image": 30,
+            "iterations": 400,
+            "batch_size": 4,
+            "lr": 0.02,
+            "warmup_iterations": 30,
+            "lr_decay_at": [0.8],
+            "checkpoint_every": 100,
+            "num_workers": 0,
+        },
     },
-    "cpu-small": {
-        "backbone": "resnet18",
-        "fpn_channels": 64,
-        "head_channels": 64,
-        "box_fc": 256,
-        "anchor_sizes": [8, 16, 32, 64, 128],
-        "min_size": [112, 128, 144],
-        "max_size": 160,
-        "rpn_pre_nms_top_n_train": 600,
-        "rpn_pre_nms_top_n_test": 300,
-        "rpn_post_nms_top_n_train": 300,
-        "rpn_post_nms_top_n_test": 100,
-        "rpn_batch_size_per_image": 128,
-        "box_batch_size_per_image": 64,
-        "detections_per_image": 30,
-        "iterations": 400,
-        "batch_size": 4,
-        "lr": 0.02,
-        "warmup_iterations": 30,
-        "lr_decay_at": [0.8],
-        "checkpoint_every": 100,
-        "num_workers": 0,
+    default="auto",
+    notes={
+        "thesis": "the recipe of thesis 2.3.1",
+        "cpu-small": "reduced for CPUs: not the real-data recipe, which is preset 'thesis'",
     },
-}
-PRESET_KEYS = tuple(PRESETS["thesis"])
+    auto=preset_for,
+)
+PRESET_KEYS = tuple(PRESETS.table["thesis"])
 
 
 class DetectorConfig(Config):
@@ -171,7 +190,7 @@ class DetectorConfig(Config):
     def resolved(self) -> DetectorConfig:
         """A copy with every None key filled from the preset."""
         values = self.model_dump()
-        for key, default in PRESETS[self.preset].items():
+        for key, default in PRESETS.table[self.preset].items():
             if values.get(key) is None:
                 values[key] = default
         return type(self).model_validate(values)

@@ -7,14 +7,13 @@ from files (or held in memory for synthetic images); masks are decoded on demand
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from core.keys import stable_key
 from core.metrics.detection import GroundTruth
 
 
@@ -155,7 +154,7 @@ class DetectionDataset:
     def subset(self, study_ids, name: str) -> DetectionDataset:
         wanted = set(study_ids)
         images = tuple(im for im in self.images if im.study_id in wanted)
-        key = hashlib.sha256(json.dumps([self.identity, sorted(wanted)]).encode()).hexdigest()[:16]
+        key = stable_key([self.identity, sorted(wanted)], 16)
         return DetectionDataset(images, f"{self.source} [{name}]", key, self.embedded)
 
     def split(self, fractions: dict[str, float], seed: int = 0) -> dict[str, DetectionDataset]:

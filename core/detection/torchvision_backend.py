@@ -16,12 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from core import checkpoint
 from core.detection.augment import augment
 from core.detection.config import DetectorConfig
 from core.detection.dataset import DetectionDataset
 from core.detection.trainer import Detector, DetectorTrainer, Prediction
 
 NUM_CLASSES = 2  # background, fracture
+TRAINER_FORMAT = "sweeps.detector-trainer/1"  # the checkpoint of a TorchvisionTrainer
 DEFAULT_ANCHORS = [32, 64, 128, 256, 512]
 FROZEN_ORDER = ["layer4", "layer3", "layer2", "layer1", "conv1"]
 
@@ -307,6 +309,7 @@ class TorchvisionTrainer(DetectorTrainer):
 
     def state_dict(self) -> dict:
         return {
+            checkpoint.FORMAT_KEY: TRAINER_FORMAT,
             "model": self.detector.weights(),
             "optimizer": self.optimizer.state_dict(),
             "iteration": self.iteration,
@@ -315,9 +318,10 @@ class TorchvisionTrainer(DetectorTrainer):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        checkpoint.check_format(state, TRAINER_FORMAT)
         self.detector.load_weights(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
         self.history = list(state["history"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # a checkpoint read onto a GPU moved it there
         self._batches = None  # the data stream restarts at the restored iteration

@@ -2,9 +2,10 @@
 
 An engine (torchvision today; Detectron2 could be another) implements `Detector.predict`,
 `weights`/`load_weights` and `DetectorTrainer.train_step`/`state_dict`/`load_state_dict`; the
-training loop, checkpoints, exports and evaluation here and in the jobs are shared. Checkpoints and
-exports are torch.save'd dicts of tensors and plain values, read back with
-torch.load(weights_only=True): no arbitrary unpickling.
+training loop, exports and evaluation here and in the jobs are shared. A `DetectorTrainer` is what
+`cluster.lifecycle` runs (`position`, `total`, `step()`, state dicts): a step is a block of
+iterations up to the next checkpoint. Checkpoints (`core.checkpoint`) and exports are dicts of
+tensors and plain values, read back with torch.load(weights_only=True): no arbitrary unpickling.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import io
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,13 +74,23 @@ class Detector(ABC):
 
 
 class DetectorTrainer(ABC):
-    """Trains a Detector iteration by iteration; `checkpoint_bytes` / `restore_bytes` resume exactly."""
+    """Trains a Detector iteration by iteration; its state dict resumes it exactly."""
 
     def __init__(self, config: DetectorConfig, detector: Detector):
         self.config = config.resolved()
         self.detector = detector
         self.iteration = 0
         self.history: list[dict] = []
+        self._bar: Progress | None = None
+
+    @property
+    def position(self) -> int:
+        """Iterations done (the lifecycle's steps are counted in iterations)."""
+        return self.iteration
+
+    @property
+    def total(self) -> int:
+        return self.config.iterations
 
     @abstractmethod
     def train_step(self) -> dict:
@@ -92,35 +103,31 @@ class DetectorTrainer(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict) -> None: ...
 
-    def train(
-        self,
-        until: int | None = None,
-        on_step: Callable[[DetectorTrainer, dict], None] | None = None,
-        progress: bool = True,
-    ) -> list[dict]:
-        """Iterate to `until` (default: the configured iterations); on_step(trainer, record) after each."""
-        until = self.config.iterations if until is None else until
+    def step(self) -> dict:
+        """Iterate to the next multiple of `checkpoint_every` (or the end): the block's mean
+        train loss and its last learning rate, one point of the curves per checkpoint."""
+        if self._bar is None:
+            self._bar = Progress(self.total - self.iteration, "train detector", unit="it", every=20)
+        every = self.config.checkpoint_every
+        block = self._iterate(min(self.total, (self.iteration // every + 1) * every), self._bar)
+        return {"train_loss": float(np.mean([r["loss"] for r in block])), "lr": block[-1]["lr"]}
+
+    def train(self, until: int | None = None, progress: bool = True) -> list[dict]:
+        """Iterate to `until` (default: the configured iterations) in one go; the history."""
+        until = self.total if until is None else until
         bar = Progress(until - self.iteration, "train detector", unit="it", every=20) if progress else None
+        self._iterate(until, bar)
+        return self.history
+
+    def _iterate(self, until: int, bar: Progress | None) -> list[dict]:
+        """Iterations up to `until`, each timed and added to the history; their records."""
+        records = []
         while self.iteration < until:
             start = time.perf_counter()
             record = self.train_step()
             record["seconds"] = time.perf_counter() - start
             self.history.append(record)
+            records.append(record)
             if bar:
                 bar.update()
-            if on_step:
-                on_step(self, record)
-        return self.history
-
-    def checkpoint_bytes(self) -> bytes:
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        return buffer.getvalue()
-
-    def restore_bytes(self, blob: bytes) -> None:
-        """Load a checkpoint safely: torch.load(weights_only=True), no arbitrary unpickling."""
-        import torch
-
-        self.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
+        return records

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from core import checkpoint
 from core.config import ConfigError, load_config
 from core.detection.backends import load_detector, make_trainer
 from core.detection.config import DetectorConfig
@@ -36,19 +37,38 @@ def test_training_resumes_exactly_from_a_checkpoint(tiny_data, tiny):
     straight.train(progress=False)
     first = make_trainer(config, tiny_data)
     first.train(until=1, progress=False)
-    blob = first.checkpoint_bytes()
+    blob = checkpoint.to_bytes(first.state_dict())
     resumed = make_trainer(config, tiny_data)
-    resumed.restore_bytes(blob)
+    resumed.load_state_dict(checkpoint.from_bytes(blob))
     assert resumed.iteration == 1
     resumed.train(progress=False)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
     a, b = straight.detector.weights(), resumed.detector.weights()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["lr"] for r in straight.history] == [config.resolved().lr_at(i) for i in range(3)]
+    with pytest.raises(ValueError, match="checkpoint format"):
+        resumed.load_state_dict({"format": "sweeps.ws-trainer/1"})
     # a different seed trains a different model
     other = make_trainer(config.model_copy(update={"seed": 1}), tiny_data)
     other.train(until=1, progress=False)
     assert other.history[0]["loss"] != straight.history[0]["loss"]
+
+
+def test_a_step_is_a_block_of_iterations_up_to_the_next_checkpoint(tiny_data, tiny):
+    config = DetectorConfig(**(tiny | {"iterations": 3, "checkpoint_every": 2}))
+    straight = make_trainer(config, tiny_data)
+    straight.train(progress=False)
+    stepped = make_trainer(config, tiny_data)
+    assert (stepped.position, stepped.total) == (0, 3)
+    blocks = []
+    while stepped.position < stepped.total:
+        blocks.append(stepped.step() | {"at": stepped.position})
+    losses = [r["loss"] for r in straight.history]
+    assert [r["loss"] for r in stepped.history] == losses  # the same training, cut into blocks
+    assert [b["at"] for b in blocks] == [2, 3]
+    assert blocks[0]["train_loss"] == pytest.approx(np.mean(losses[:2]))
+    assert blocks[1]["train_loss"] == losses[2]
+    assert [b["lr"] for b in blocks] == [straight.history[1]["lr"], straight.history[2]["lr"]]
 
 
 def test_predict_export_and_load_round_trip(tiny_data, tmp_path, tiny):

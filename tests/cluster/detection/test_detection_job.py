@@ -1,15 +1,13 @@
-"""The detection and reader-study jobs end to end: Ray actor killed and resumed, reuse, reports."""
+"""The fracture-detection job end to end: Ray actor killed and resumed, reuse, report, a failed sweep."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as st
 
-from cluster.tracking import KIND, Tracker
+from cluster.tracking import ERROR, KIND, Tracker
 
 TINY = [
     "synthetic_studies=20",
@@ -54,12 +52,14 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     steps = [m.step for m in tracker.client.get_metric_history(train.info.run_id, "train_loss")]
     assert steps == [2, 4]
     assert train.data.metrics["resumed_from_iteration"] == 2 and train.data.metrics["iterations"] == 4
+    assert tracker.load_blob(train.info.run_id, "checkpoints/last.pt") is not None
     assert "random initialisation" in train.data.tags["weights"]
     history = tracker.load_table(train.info.run_id, "train_history.parquet")
     assert history["iteration"].to_pylist() == [1, 2, 3, 4]
 
     # the evaluation's metrics recomputed from its logged detections and the test split
-    from cluster.detection import FractureDetectionConfig, load_splits
+    from cluster.detection.config import FractureDetectionConfig
+    from cluster.detection.data import load_splits
     from core.detection.backends import load_detector
     from core.metrics.detection import match_boxes
 
@@ -103,57 +103,58 @@ def test_detection_job_rejects_bad_config_before_work(tmp_path, capsys):
     assert not (tmp_path / "mlruns").exists()
 
 
-def test_reader_study_job_table_2_1(tmp_path):
-    import jobs.reader_study as job
+def tiny_config(**changes):
+    from cluster.detection.config import FractureDetectionConfig
+    from core.config import parse_override
+    from core.detection.config import PRESETS
 
+    return PRESETS.resolve(FractureDetectionConfig, None, dict(parse_override(s) for s in TINY) | changes)
+
+
+def test_an_actor_loads_its_splits_once_for_all_its_units(tmp_path, monkeypatch):
+    """The actor's cached splits serve its training and its evaluation (they were reloaded per unit)."""
+    import cluster.detection.trainer as trainer
+    from cluster.detection.data import data_identity
+    from cluster.detection.plan import plan
+    from cluster.scheduler import TrackingTarget
+
+    config = tiny_config(iterations=2)
+    assert config.preset == "cpu-small"  # the embedded set
+    loads, load = [], trainer.load_splits
+
+    def counted(c):
+        loads.append(c)
+        return load(c)
+
+    monkeypatch.setattr(trainer, "load_splits", counted)
+    tracker = Tracker(f"file:{tmp_path / 'mlruns'}", "fracture-detection")
+    target = TrackingTarget(tracker.tracking_uri, tracker.experiment, tracker.start_sweep("s", "k", {}))
+    actor = trainer.DetectionTrainer(config.model_dump(mode="json"), None)
+    ((train, evaluation),) = plan(config, data_identity(actor.splits()))
+    trained = actor.train(train, target)
+    tested = actor.evaluate(evaluation, target, {train.key: trained})
+    assert len(loads) == 1
+    assert trained.metrics["iterations"] == 2 and not trained.tables  # its tables stay in its run
+    assert tested.table("curves.parquet").num_rows > 0 and 0 <= tested.metrics["roc_auc"] <= 1
+
+
+def test_an_error_after_the_parent_run_starts_fails_it(tmp_path, monkeypatch):
+    import jobs.fracture_detection as job
+
+    def no_ray(address):
+        raise RuntimeError("no Ray cluster here")
+
+    monkeypatch.setattr(job, "init_ray", no_ray)
     uri = f"file:{tmp_path / 'mlruns'}"
-    out = tmp_path / "out"
-    assert job.main(["--tracking-uri", uri, "--output-dir", str(out)]) == 0
-    table = pd.read_csv(out / "table_2_1.csv").set_index("metric")
-    assert list(table.index) == [
-        "SE_pw (%)",
-        "SE_fw (%)",
-        "SPE_pw (%)",
-        "FPP_pw (no fract)",
-        "FPP_pw (fract)",
-        "Reading time (s)",
-    ]
-    per_reader = pd.read_csv(out / "reader_metrics.csv")
-    # table 2.1 recomputed with scipy from the per-reader metrics: mean, SD, one-sided paired t-test
-    for metric, alternative in (("SE_pw (%)", "greater"), ("FPP_pw (no fract)", "less")):
-        rows = per_reader[(per_reader.scope == "all") & (per_reader.metric == metric)]
-        wide = rows.pivot(index="reader", columns="condition", values="value")
-        row = table.loc[metric]
-        assert row["unaided_mean"] == pytest.approx(wide["unaided"].mean())
-        assert row["aided_sd"] == pytest.approx(wide["aided"].std(ddof=1))
-        assert row["diff"] == pytest.approx((wide["aided"] - wide["unaided"]).mean())
-        assert row["pvalue"] == pytest.approx(
-            st.ttest_rel(wide["aided"], wide["unaided"], alternative=alternative).pvalue
-        )
-        ci = st.ttest_rel(wide["aided"], wide["unaided"]).confidence_interval(0.95)
-        assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
-    by_group = pd.read_csv(out / "table_2_1_by_group.csv")
-    assert set(by_group["group"]) == {"radiologist", "emergency doctor"} and set(by_group["n_readers"]) == {6}
-    by_part = pd.read_csv(out / "table_2_1_by_body_part.csv")
-    assert set(by_part["body_part"]) == {"hand", "arm", "shoulder", "pelvis", "leg", "foot"}
-    assert (out / "reader_study_roc_froc.png").stat().st_size > 20_000
-    assert "simulated" in (out / "table_2_1.md").read_text() or True
-
-    tracker = Tracker(uri, "reader-study")
-    children = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
-    assert len(children) == 24  # 12 readers x 2 conditions
-    parent = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")[0]
-    assert parent.data.metrics["diff.SE_pw_pct"] == pytest.approx(table.loc["SE_pw (%)", "diff"])
-    assert parent.data.params["embedded"] == "True"
-    assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id)} >= {
-        "table_2_1.md",
-        "table_2_1.csv",
-        "reader_study_roc_froc.png",
-        "reader_metrics.parquet",
-    }
-    assert job.main(["--tracking-uri", uri, "--output-dir", str(out)]) == 0  # re-run: children reused
-    assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")) == 24
-    np.testing.assert_allclose(pd.read_csv(out / "table_2_1.csv")["diff"], table["diff"].to_numpy())
+    args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out")]
+    for item in TINY:
+        args += ["--set", item]
+    with pytest.raises(RuntimeError, match="no Ray cluster here"):
+        job.main(args)
+    tracker = Tracker(uri, "fracture-detection")
+    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags[ERROR] == "RuntimeError: no Ray cluster here"
 
 
 def test_embedded_default_learns_to_detect(ray_cluster, tmp_path):
