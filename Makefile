@@ -26,16 +26,22 @@ run: setup mlflow-start
 	$(PY) jobs/nb101_sweep.py
 
 # The MLflow tracking server (SQLite + local artifacts, 127.0.0.1:5000); reused when running.
+# MLFLOW_ARGS: more flags, e.g. "--host 0.0.0.0 --admin-password-file ~/.mlflow-admin" (basic auth).
 mlflow-start: setup
-	$(PY) -m mlflow_server start
+	$(PY) -m mlflow_server start $(MLFLOW_ARGS)
 
 mlflow-stop:
 	$(PY) -m mlflow_server stop
 
-# A local Ray cluster for `ray job submit` (bound to 127.0.0.1), and a submission through it.
+# A local Ray cluster for `ray job submit`, and a submission through it. Every port it opens is on
+# 127.0.0.1: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 stops Ray replacing 127.0.0.1 by the interface
+# address (and no other node can join). Token authentication: a token is made, readable by its
+# owner only, when there is none (~/.ray/auth_token). RAY_ARGS: more `ray start` flags.
 ray-up: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 \
-		--dashboard-host 127.0.0.1 --disable-usage-stats
+	umask 077 && $(VENV)/bin/ray get-auth-token --generate >/dev/null
+	PATH=$(abspath $(VENV))/bin:$$PATH RAY_AUTH_MODE=token RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 \
+		$(VENV)/bin/ray start --head --node-ip-address 127.0.0.1 --dashboard-host 127.0.0.1 \
+		--disable-usage-stats $(RAY_ARGS)
 
 ray-down:
 	$(VENV)/bin/ray stop
