@@ -7,8 +7,7 @@ again from the start.
 from __future__ import annotations
 
 from cluster.detection.config import FractureDetectionConfig
-from cluster.detection.plan import CURVES
-from cluster.detection.trainer import MODEL
+from cluster.detection.plan import CURVES, MODEL
 from cluster.scheduler import TrackingTarget, maybe_die
 from cluster.units import Unit, UnitResult
 from core.config import flatten

@@ -13,7 +13,11 @@ from cluster.units import Unit
 from core.keys import stable_key
 
 UNIT_VERSION = 1  # bump when a unit's results would change for the same config
-CURVES = "curves.parquet"  # the evaluation table the report draws
+# what the units leave in their runs that others read: the training's exported detector
+# (weights, architecture keys, operating points) and points, the evaluation's curves
+MODEL = "model.pt"
+POINTS = "operating_points.json"
+CURVES = "curves.parquet"
 
 
 def plan(config: FractureDetectionConfig, identity: dict) -> list[tuple[Unit, Unit]]:

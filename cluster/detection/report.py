@@ -9,8 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cluster.detection.config import FractureDetectionConfig
-from cluster.detection.plan import CURVES
-from cluster.detection.trainer import MODEL, POINTS
+from cluster.detection.plan import CURVES, MODEL, POINTS
 
 SUMMARY = (  # the parent run's headline metrics, each a mean over seeds
     "roc_auc",

@@ -18,15 +18,14 @@ import pyarrow as pa
 
 from cluster.detection.config import FractureDetectionConfig
 from cluster.detection.data import load_splits
+from cluster.detection.evaluate import evaluate_model
+from cluster.detection.plan import MODEL, POINTS
 from cluster.devices import assigned_device, slots
 from cluster.lifecycle import Resumable, run_resumable
 from cluster.pools import ActorPool
 from cluster.scheduler import TrackingTarget, fault_hook
 from cluster.units import Unit, UnitResult
 from core.config import flatten
-
-MODEL = "model.pt"  # the exported detector: weights, architecture keys, operating points
-POINTS = "operating_points.json"
 
 
 def training(config: FractureDetectionConfig, splits: dict, unit: Unit, target: TrackingTarget) -> Resumable:
@@ -119,8 +118,6 @@ class DetectionTrainer:
         return replace(result, tables={})
 
     def evaluate(self, unit: Unit, target: TrackingTarget, deps: dict) -> UnitResult:
-        from cluster.detection.evaluate import evaluate_model
-
         test = self.splits()["test"]
         return evaluate_model(self.config, test, unit, target, self.fault, deps, self.device)
 
