@@ -88,6 +88,21 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")) == 2
 
 
+def test_the_auto_preset_is_cpu_small_on_the_embedded_set_and_thesis_on_real_data(tmp_path):
+    import jobs.fracture_detection as job
+
+    def config(*args):
+        return job.CLI.config(job.CLI.parse(list(args)))
+
+    (tmp_path / "exams.json").write_text("{}")  # only its existence is checked here
+    embedded, real = config(), config("--coco", str(tmp_path / "exams.json"))
+    assert (embedded.preset, embedded.iterations, embedded.backbone) == ("cpu-small", 400, "resnet18")
+    assert (real.preset, real.iterations, real.backbone) == ("thesis", 270_000, "resnet50")
+    chosen = config("--preset", "thesis", "--iterations", "9", "--set", "lr=0.01")
+    assert (chosen.preset, chosen.iterations, chosen.lr, chosen.checkpoint_every) == ("thesis", 9, 0.01, 5000)
+    assert config("--set", "preset=thesis").preset == "thesis"
+
+
 def test_detection_job_rejects_bad_config_before_work(tmp_path, capsys):
     import jobs.fracture_detection as job
 
