@@ -61,7 +61,7 @@ def main() -> None:
         )
 
     torch.manual_seed(0)
-    model = BoneAgeNet(ModelConfig(**PRESETS["embedded"]["model"]), use_ca=False).eval()
+    model = BoneAgeNet(ModelConfig(**PRESETS.table["embedded"]["model"]), use_ca=False).eval()
     x = torch.randint(0, 256, (BATCH, 1, 64, 64), dtype=torch.uint8)
     male = torch.rand(BATCH) < 0.5
 
@@ -90,7 +90,7 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), 2e-3)
     y = torch.randn(BATCH)
     gen = torch.Generator().manual_seed(1)
-    aug = AugmentConfig(**PRESETS["embedded"]["train"]["augment"])
+    aug = AugmentConfig(**PRESETS.table["embedded"]["train"]["augment"])
 
     def step():
         opt.zero_grad()

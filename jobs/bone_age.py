@@ -17,87 +17,66 @@ nothing finished, and an interrupted variant resumes from its last epoch checkpo
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.boneage import (  # noqa: E402
-    VARIANTS,
-    dotted_overrides,
-    load_job_config,
-    plan,
-    prepare_data,
-    preset_note,
-    report,
-    run_sweep,
-)
-from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
-from cluster.scheduler import TrackingTarget  # noqa: E402
+from cluster.boneage import VARIANTS, BoneAgeJobConfig, plan, prepare_data, report, run_sweep  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.sweep import open_sweep  # noqa: E402
 from cluster.tracking import Tracker  # noqa: E402
+from core.boneage.config import PRESETS  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
 
+DATASETS = ("rsna", "rhpe", "clinical")
 
-def parse_args(argv):
-    p = job_parser(__doc__, "BoneAgeJobConfig keys")
-    p.add_argument("--preset", choices=["auto", "embedded", "thesis"])
-    p.add_argument("--variants", type=csv_list, help=f"some of {','.join(VARIANTS)}")
-    p.add_argument("--epochs", type=int)
-    for name in ("rsna", "rhpe", "clinical"):
-        p.add_argument(f"--{name}-csv")
-        p.add_argument(f"--{name}-images")
-    p.add_argument("--pretrained", help="local ImageNet-22k ConvNeXt checkpoint (.safetensors/.pth)")
-    return p.parse_args(argv)
+CLI = JobCli(
+    __doc__,
+    BoneAgeJobConfig,
+    flags=(
+        Flag("--variants", "variants", csv_list, help=f"some of {','.join(VARIANTS)}"),
+        Flag("--epochs", "train.epochs", int),
+        *(Flag(f"--{name}-{part}", f"data.{name}.{part}") for name in DATASETS for part in ("csv", "images")),
+        Flag(
+            "--pretrained",
+            "model.pretrained",
+            help="local ImageNet-22k ConvNeXt checkpoint (.safetensors/.pth)",
+        ),
+    ),
+    presets=PRESETS,
+)
 
 
-def resolve_config(args):
-    pairs = {
-        "preset": args.preset,
-        "variants": args.variants,
-        "train.epochs": args.epochs,
-        "model.pretrained": args.pretrained,
-    }
-    for name in ("rsna", "rhpe", "clinical"):
-        csv, images = getattr(args, f"{name}_csv"), getattr(args, f"{name}_images")
-        if (csv is None) != (images is None):
+def check_pairs(args) -> None:
+    """A dataset is a CSV and its image folder: one given without the other is an error."""
+    for name in DATASETS:
+        if (getattr(args, f"{name}_csv") is None) != (getattr(args, f"{name}_images") is None):
             raise ConfigError(f"--{name}-csv and --{name}-images go together")
-        pairs[f"data.{name}.csv"], pairs[f"data.{name}.images"] = csv, images
-    return load_job_config(args.config, dotted_overrides(overrides(args, **pairs)))
 
 
 def main(argv=None) -> int:
     from core.boneage.records import DataError
 
+    args = CLI.parse(argv)
     try:
-        config = resolve_config(parse_args(argv))
-        print(f"recipe: {preset_note(config)}")
+        check_pairs(args)
+        config = CLI.config(args)
+        print(f"recipe: {config.recipe_note()}")
         data = prepare_data(config)
     except (ConfigError, DataError, FileNotFoundError) as err:
         return fail(err)
-    start = time.perf_counter()
     print(f"data: {data.note}")
     if not config.model.pretrained:
         print("weights: random initialisation (no local ImageNet checkpoint given: --pretrained)")
     units = plan(config, data)
-    uri = tracking_uri(config)
-    tracker = Tracker(uri, config.experiment)
+    tracker = Tracker(tracking_uri(config), config.experiment)
     sweep_key = stable_key({"units": sorted(u.key for u in units)})
-    parent = tracker.start_sweep(
-        config.sweep_name,
-        sweep_key,
-        config.model_dump(),
-        tags={"data": data.note[:5000], "preset": config.preset, "recipe": preset_note(config)},
-    )
-    target = TrackingTarget(uri, config.experiment, parent)
-    try:
-        outcome = run_sweep(config, units, data, target)
-        out_dir = Path(config.output_dir)
-        markdown, files = report(config, units, outcome.results, data, out_dir)
-    except BaseException:
-        tracker.finish_sweep(parent, {}, status="FAILED")
-        raise
-    return close_sweep(tracker, parent, outcome, files, markdown, start, uri, config, noun="variants")
+    tags = {"data": data.note[:5000], "preset": config.preset, "recipe": config.recipe_note()}
+    with open_sweep(tracker, config.sweep_name, sweep_key, config.model_dump(), tags) as sweep:
+        outcome = run_sweep(config, units, data, sweep.target)
+        markdown, files = report(config, units, outcome.results, data, Path(config.output_dir))
+        return sweep.close(outcome, files, markdown, config.output_dir, noun="variants")
 
 
 if __name__ == "__main__":

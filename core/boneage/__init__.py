@@ -1,6 +1,6 @@
 """Bone-age assessment (thesis chapter 6): ConvNeXt regression with bias-correcting weights.
 
-No Ray, no MLflow: the Ray actor and the sweep live in cluster/boneage.py. Modules:
+No Ray, no MLflow: the Ray actor and the sweep live in cluster/boneage/. Modules:
 
 - config: the recipe (ModelConfig, TrainConfig, AugmentConfig), data sources, PRESETS;
 - records: RSNA / RHPE / clinical CSV loaders with errors naming file, line and column;
@@ -9,8 +9,9 @@ No Ray, no MLflow: the Ray actor and the sweep live in cluster/boneage.py. Modul
 - reference: Greulich & Pyle (Brush Foundation) SD table and the 2-SD pathological rule;
 - weights: W(BA), W(DA), W(BA,DA) from scipy's gaussian_kde;
 - model: BoneAgeNet (timm backbone, two-output head, optional CA input);
-- augment: training augmentations and TTA views; training: Trainer (EMA, AMP, accumulation,
-  exact checkpoint/resume, TTA prediction); figures: weights plot and fig. 6.4.
+- augment: training augmentations and TTA views; training: Trainer (a trainable for the unit
+  lifecycle: EMA, AMP, accumulation, exact resume from its state, TTA prediction);
+- figures: weights plot and fig. 6.4.
 """
 
 from core.boneage.config import (

@@ -2,9 +2,10 @@
 
 `ModelConfig` (backbone and head), `AugmentConfig`, `TrainConfig` (optimisation, EMA, TTA) and
 the data sources (`RsnaSource`, `RhpeSource`, `ClinicalSource`, `SyntheticConfig`). `PRESETS`
-holds named partial overrides: "thesis" is the defaults as they are (ConvNeXt-Small, 600x600,
-20 epochs); "embedded" is a tiny ConvNeXt on small synthetic images that trains on a CPU in
-minutes. A preset is applied under the user's own keys, never over them.
+(a `core.config.Presets`) holds named partial overrides: "thesis" is the defaults as they are
+(ConvNeXt-Small, 600x600, 20 epochs); "embedded" is a tiny ConvNeXt on small synthetic images
+that trains on a CPU in minutes; "auto" (the default) is "embedded" when no dataset is given and
+"thesis" otherwise. A preset is applied under the user's own keys, never over them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from core.config import Config
+from core.config import Config, Presets
 
 
 class ModelConfig(Config):
@@ -141,36 +142,44 @@ class DataConfig(Config):
         return self.rsna is None and self.rhpe is None and self.clinical is None
 
 
+def _auto(user: dict) -> str:
+    """The preset "auto" stands for: embedded without any dataset, else the thesis recipe."""
+    data = user.get("data") or {}
+    return "thesis" if any(data.get(k) for k in ("rsna", "rhpe", "clinical")) else "embedded"
+
+
 # Named partial overrides of the recipe; "thesis" changes nothing.
-PRESETS: dict[str, dict] = {
-    "thesis": {},
-    "embedded": {
-        "model": {
-            "backbone": "convnext_atto",
-            "backbone_args": {"depths": [1, 1, 2, 1], "dims": [16, 32, 64, 128]},
-            "head_width": 64,
-            "ca_features": 8,
-            "drop_path": 0.0,
-        },
-        "train": {
-            "epochs": 15,
-            "lr": 2e-3,
-            "weight_decay": 0.05,
-            "batch_size": 32,
-            "image_size": 64,
-            "ema_decay": 0.99,
-            "warmup_epochs": 0.5,
-            # flips stay (the TTA views); lighter geometry, no erasing: a tiny model learns faster
-            "augment": {"rot90": 0.0, "affine": 0.3, "rotate_degrees": 10.0, "erasing": 0.0},
+PRESETS = Presets(
+    table={
+        "thesis": {},
+        "embedded": {
+            "model": {
+                "backbone": "convnext_atto",
+                "backbone_args": {"depths": [1, 1, 2, 1], "dims": [16, 32, 64, 128]},
+                "head_width": 64,
+                "ca_features": 8,
+                "drop_path": 0.0,
+            },
+            "train": {
+                "epochs": 15,
+                "lr": 2e-3,
+                "weight_decay": 0.05,
+                "batch_size": 32,
+                "image_size": 64,
+                "ema_decay": 0.99,
+                "warmup_epochs": 0.5,
+                # flips stay (the TTA views); lighter geometry, no erasing: a tiny model learns faster
+                "augment": {"rot90": 0.0, "affine": 0.3, "rotate_degrees": 10.0, "erasing": 0.0},
+            },
         },
     },
-}
-PRESET_NOTES = {
-    "thesis": "thesis recipe: ConvNeXt-Small, 600x600, 20 epochs, AdamW 5e-5 cosine, batch 16, EMA 0.999",
-    "embedded": (
-        "embedded preset: tiny ConvNeXt (depths 1-1-2-1, dims 16-128), 64x64, 15 epochs, AdamW 2e-3, "
-        "batch 32, EMA 0.99, flips + light affine augmentation; the thesis recipe is --preset thesis"
-    ),
-}
-
-
+    default="auto",
+    notes={
+        "thesis": "thesis recipe: ConvNeXt-Small, 600x600, 20 epochs, AdamW 5e-5 cosine, batch 16, EMA 0.999",
+        "embedded": (
+            "embedded preset: tiny ConvNeXt (depths 1-1-2-1, dims 16-128), 64x64, 15 epochs, AdamW 2e-3, "
+            "batch 32, EMA 0.99, flips + light affine augmentation; the thesis recipe is --preset thesis"
+        ),
+    },
+    auto=_auto,
+)

@@ -2,25 +2,25 @@
 
 `Trainer` trains `BoneAgeNet` epoch by epoch: AdamW with a per-step cosine schedule (optional
 linear warm-up), weighted L1 loss on targets normalised by the train mean/SD, the thesis'
-augmentations, an EMA of the weights (evaluated and used for prediction), mixed precision on
-GPU and gradient accumulation (micro-batches; halved automatically on a CUDA out-of-memory).
-Batch order, augmentations and drop-path noise of epoch e are seeded from (seed, e), so a run
-resumed from the checkpoint of epoch k ends with the same weights as one that never stopped.
-Checkpoints hold tensors and plain values only and are read with torch.load(weights_only=True).
-The Ray actor in cluster/boneage.py wraps this class; it also runs as is in a notebook.
+augmentations, an EMA of the weights (`core.ema.EMA`, floating buffers averaged too;
+evaluated and used for prediction), mixed precision on GPU and gradient accumulation
+(micro-batches; halved automatically on a CUDA out-of-memory). Batch order, augmentations and
+drop-path noise of epoch e are seeded from (seed, e), so a run resumed from the state of epoch
+k ends with the same weights as one that never stopped.
+
+It is a trainable for `cluster.lifecycle`: `position` / `total` (epochs done and to do),
+`step()` (one epoch), `state_dict()` / `load_state_dict()` (tensors and plain values; saved and
+read by `core.checkpoint`, weights_only). The Ray actor in cluster/boneage/trainer.py wraps it;
+it also runs as is in a notebook (`fit()`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,29 +30,11 @@ from core.boneage.augment import augment, tta_views
 from core.boneage.config import ModelConfig, TrainConfig
 from core.boneage.dataset import HandImages, LabelArrays
 from core.boneage.model import BoneAgeNet, load_backbone_weights
+from core.checkpoint import FORMAT_KEY, check_format
+from core.ema import EMA
 from core.progress import Progress
 
-CHECKPOINT_FORMAT = 1
-
-
-class EMA:
-    """Exponential moving average of a model's weights (buffers copied), with optional warm-up."""
-
-    def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = True):
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay, self.warmup, self.updates = decay, warmup, 0
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
-        for ema, live in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema.dtype.is_floating_point:
-                ema.lerp_(live.detach(), 1.0 - d)
-            else:
-                ema.copy_(live)
+CHECKPOINT_FORMAT = "boneage-trainer-2"  # 2: the EMA's own state dict (core.ema)
 
 
 def _fingerprint(model_cfg: ModelConfig, train_cfg: TrainConfig, use_ca: bool, n_train: int) -> str:
@@ -105,7 +87,7 @@ class Trainer:
             )
         self.model = model.to(self.device)
         self.ema = (
-            EMA(self.model, train_config.ema_decay, train_config.ema_warmup)
+            EMA(self.model, train_config.ema_decay, train_config.ema_warmup, buffers="average")
             if train_config.ema_decay
             else None
         )
@@ -133,9 +115,20 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(train) / train_config.batch_size)
         self.total_steps = self.steps_per_epoch * train_config.epochs
         self.micro_batch = train_config.micro_batch_size or train_config.batch_size
-        self.epoch, self.step = 0, 0
+        self.epoch, self.iteration = 0, 0  # epochs and optimiser steps done
         self.history: list[dict] = []
         self.fingerprint = _fingerprint(model_config, train_config, use_ca, len(train))
+        self._progress: Progress | None = None  # batches of this attempt, made on the first step
+
+    @property
+    def position(self) -> int:
+        """Epochs done (the lifecycle's step count)."""
+        return self.epoch
+
+    @property
+    def total(self) -> int:
+        """Epochs of the whole training."""
+        return self.config.epochs
 
     # ---- schedule and randomness ------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -183,7 +176,7 @@ class Trainer:
             images = augment(raw.to(self.device, non_blocking=True), self.config.augment, gen)
             y = self.labels.take(index, self.device)
             for group in self.optimizer.param_groups:
-                group["lr"] = self.lr_at(self.step)
+                group["lr"] = self.lr_at(self.iteration)
             while True:
                 self.optimizer.zero_grad(set_to_none=True)
                 try:
@@ -199,7 +192,7 @@ class Trainer:
             self.scaler.update()
             if self.ema is not None:
                 self.ema.update(self.model)
-            self.step += 1
+            self.iteration += 1
             losses.append(loss)
             seen += len(index)
             if progress:
@@ -209,7 +202,7 @@ class Trainer:
         record = {
             "epoch": self.epoch,
             "train_loss": float(np.mean(losses)),
-            "lr": self.lr_at(self.step - 1),
+            "lr": self.lr_at(self.iteration - 1),
             "seconds": seconds,
             "images_per_s": seen / seconds,
         }
@@ -218,24 +211,31 @@ class Trainer:
         self.history.append(record)
         return record
 
-    def fit(self, on_epoch: Callable | None = None) -> list[dict]:
-        """Train to `epochs` (from where a loaded checkpoint left off); `on_epoch(trainer, record)`
-        runs after each epoch (checkpointing, logging). Returns the history."""
+    @property
+    def initial(self) -> dict | None:
+        """The validation record of epoch 0 (before any training), once `step` has measured it."""
+        return self.history[0] if self.history and self.history[0]["epoch"] == 0 else None
+
+    def step(self) -> dict:
+        """One epoch (the validation MAE before training first, when starting from scratch); its
+        record: loss, lr, seconds, images/s and validation MAE."""
         if self.epoch == 0 and not self.history and self.val_images is not None:
             self.history.append({"epoch": 0, "val_mae": self.val_mae(tta=False)})  # before training
-        left = self.config.epochs - self.epoch
-        if left <= 0:
-            return self.history
-        progress = Progress(left * self.steps_per_epoch, f"{self.name}: training", unit="batches", every=10.0)
-        while self.epoch < self.config.epochs:
-            record = self.train_epoch(progress)
-            val = f", val MAE {record['val_mae']:.2f} months" if "val_mae" in record else ""
-            self.log(
-                f"{self.name}: epoch {record['epoch']}/{self.config.epochs} loss {record['train_loss']:.4f}"
-                f"{val}, lr {record['lr']:.2e}, {record['images_per_s']:.1f} images/s"
-            )
-            if on_epoch:
-                on_epoch(self, record)
+        if self._progress is None:
+            left = (self.total - self.epoch) * self.steps_per_epoch
+            self._progress = Progress(left, f"{self.name}: training", unit="batches", every=10.0)
+        record = self.train_epoch(self._progress)
+        val = f", val MAE {record['val_mae']:.2f} months" if "val_mae" in record else ""
+        self.log(
+            f"{self.name}: epoch {record['epoch']}/{self.total} loss {record['train_loss']:.4f}"
+            f"{val}, lr {record['lr']:.2e}, {record['images_per_s']:.1f} images/s"
+        )
+        return record
+
+    def fit(self) -> list[dict]:
+        """Train to `epochs` (from where a loaded state left off); the history."""
+        while self.position < self.total:
+            self.step()
         return self.history
 
     # ---- inference --------------------------------------------------------------------------
@@ -274,16 +274,16 @@ class Trainer:
         pred = self.predict_images(self.val_images, self.val_labels, tta)
         return float(np.mean(np.abs(pred - self.val_labels.bone_age.numpy())))
 
-    # ---- checkpoints ------------------------------------------------------------------------
+    # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything a resumed training needs, as tensors and plain values."""
         return {
-            "format": CHECKPOINT_FORMAT,
+            FORMAT_KEY: CHECKPOINT_FORMAT,
             "fingerprint": self.fingerprint,
             "epoch": self.epoch,
-            "step": self.step,
+            "step": self.iteration,
             "model": self.model.state_dict(),
-            "ema": self.ema.module.state_dict() if self.ema is not None else None,
-            "ema_updates": self.ema.updates if self.ema is not None else 0,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "micro_batch": self.micro_batch,
@@ -291,37 +291,15 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+        """Continue from `state`; one of another format or recipe is refused, naming why."""
+        check_format(state, CHECKPOINT_FORMAT)
         if state["fingerprint"] != self.fingerprint:
             raise ValueError("checkpoint was written by a different model/recipe/training set")
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state["ema"] is not None:
-            self.ema.module.load_state_dict(state["ema"])
-            self.ema.updates = int(state["ema_updates"])
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.epoch, self.iteration = int(state["epoch"]), int(state["step"])
         self.micro_batch = int(state["micro_batch"])
         self.history = [dict(r) for r in state["history"]]
-
-    def checkpoint_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        return buffer.getvalue()
-
-    def restore_bytes(self, blob: bytes) -> None:
-        """Load a checkpoint safely: torch.load(weights_only=True), no arbitrary unpickling."""
-        self.load_state_dict(torch.load(io.BytesIO(blob), map_location=self.device, weights_only=True))
-
-    def save(self, path: str | Path) -> Path:
-        """Write the checkpoint atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        tmp.write_bytes(self.checkpoint_bytes())
-        os.replace(tmp, path)
-        return path
-
-    def load(self, path: str | Path) -> None:
-        self.restore_bytes(Path(path).read_bytes())

@@ -1,5 +1,6 @@
-"""The bone-age job: config and data errors before any work, and the table 6.1 sweep on a local
-Ray cluster with a killed actor that resumes from its checkpoint, then a re-run that reuses all."""
+"""The bone-age job: config and data errors before any work, a failure after the parent run
+starts marks it FAILED, and the table 6.1 sweep on a local Ray cluster with a killed actor that
+resumes from its checkpoint, then a re-run that reuses all."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cluster.boneage import VARIANTS, load_job_config
-from cluster.tracking import KIND, UNIT_KEY, Tracker
+from cluster.tracking import ERROR, KIND, UNIT_KEY, Tracker
 from core.config import ConfigError
 
 TINY = [
@@ -111,6 +112,25 @@ def test_bad_config_and_bad_data_stop_before_any_run(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "clinical.csv" in err and "line 5 id 'C0003'" in err
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_failure_after_the_parent_run_starts_marks_it_failed(tmp_path, monkeypatch):
+    import jobs.bone_age as job
+
+    def broken(*_args):
+        raise RuntimeError("the trainer pool could not start")
+
+    monkeypatch.setenv("SWEEPS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(job, "run_sweep", broken)
+    uri = f"file:{tmp_path / 'mlruns'}"
+    args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out"), "--variants", "rsna"] + TINY
+    with pytest.raises(RuntimeError, match="could not start"):
+        job.main(args)
+    tracker = Tracker(uri, "bone-age")
+    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags[ERROR] == "RuntimeError: the trainer pool could not start"
+    assert not (tmp_path / "out").exists()
 
 
 def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_path, monkeypatch, capsys):

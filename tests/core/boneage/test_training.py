@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 import torch
 
+from core import checkpoint
 from core.boneage.config import PRESETS, ModelConfig, SyntheticConfig, TrainConfig
 from core.boneage.records import load_rsna, split_patients
 from core.boneage.synthetic import synthetic_sources, write_synthetic
 from core.boneage.training import Trainer
 from core.config import deep_merge
 
-MODEL = ModelConfig(**PRESETS["embedded"]["model"])
+EMBEDDED = PRESETS.table["embedded"]
+MODEL = ModelConfig(**EMBEDDED["model"])
 
 
 def _train_config(**changes) -> TrainConfig:
-    return TrainConfig(**deep_merge(PRESETS["embedded"]["train"], {"image_size": 32} | changes))
+    return TrainConfig(**deep_merge(EMBEDDED["train"], {"image_size": 32} | changes))
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +63,11 @@ def test_resumed_training_ends_with_the_same_weights(tiny_split, tmp_path):
 
     first = Trainer(MODEL, cfg, train, val, log=lambda s: None)
     first.train_epoch()
-    path = first.save(tmp_path / "ckpt" / "last.pt")
+    path = checkpoint.save(tmp_path / "ckpt" / "last.pt", first.state_dict())
     assert not list(path.parent.glob("*.tmp-*"))
     resumed = Trainer(MODEL, cfg, train, val, log=lambda s: None)
     torch.manual_seed(999)  # a fresh process: different global RNG state
-    resumed.load(path)
+    resumed.load_state_dict(checkpoint.load(path))
     assert resumed.epoch == 1
     resumed.fit()
     a, b = _params(straight), _params(resumed)
@@ -92,7 +94,7 @@ def test_checkpoint_of_another_recipe_is_refused(tiny_split):
     a = Trainer(MODEL, _train_config(epochs=2, batch_size=8), train, val, log=lambda s: None)
     b = Trainer(MODEL, _train_config(epochs=2, batch_size=8, lr=1e-4), train, val, log=lambda s: None)
     with pytest.raises(ValueError, match="different model/recipe"):
-        b.restore_bytes(a.checkpoint_bytes())
+        b.load_state_dict(checkpoint.from_bytes(checkpoint.to_bytes(a.state_dict())))
 
 
 def test_gradient_accumulation_matches_the_full_batch(tiny_split):
@@ -158,7 +160,7 @@ def test_embedded_default_learns(dataset, tmp_path):
     rsna, rhpe, clinical = synthetic_sources(root)
     frame = load_rsna(rsna) if dataset == "rsna" else load_rhpe(rhpe)
     train, val = split_patients(frame, 0.1, seed=0)
-    trainer = Trainer(MODEL, TrainConfig(**PRESETS["embedded"]["train"]), train, val, log=print)
+    trainer = Trainer(MODEL, TrainConfig(**EMBEDDED["train"]), train, val, log=print)
     history = trainer.fit()
     mean_mae = float(np.mean(np.abs(val["bone_age"] - train["bone_age"].mean())))
     final = trainer.val_mae(tta=True)
