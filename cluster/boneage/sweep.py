@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from cluster.boneage.config import BoneAgeJobConfig
 from cluster.boneage.data import SweepData
-from cluster.boneage.trainer import TABLES, BoneAgeTrainer, Recipe
+from cluster.boneage.trainer import TABLES, Recipe, trainer_pool
 from cluster.pools import ActorPool
 from cluster.scheduler import Node, Outcome, TrackingTarget, fault_hook, run_graph
 from cluster.units import Unit
 
 
 class Launcher:
-    """Every variant's `Node.launch` and `Node.pool`: calls go round robin to an `ActorPool` of
-    trainers made on the first launch (one GPU each when the cluster has GPUs, else
-    `cpus_per_trainer` CPUs; at most `max_trainers` and one per variant). A dead actor is
-    restarted by Ray and its call retried (the unit resumes); when Ray gives up, the scheduler
-    hands the call back (`failed`) and launches the unit again on a fresh member."""
+    """Every variant's `Node.launch` and `Node.pool`: calls go round robin to the trainer pool,
+    made (with Ray) on the first launch. A dead actor is restarted by Ray and its call retried
+    (the unit resumes); when Ray gives up, the scheduler hands the call back (`failed`) and
+    launches the unit again on a fresh member."""
 
     def __init__(self, config: BoneAgeJobConfig, data: SweepData, target: TrackingTarget, units: int):
         self.config, self.data, self.target, self.units = config, data, target, units
@@ -39,18 +38,11 @@ class Launcher:
         if self.pool is None:
             import ray
 
-            from cluster.devices import slots
             from cluster.runtime import init_ray
 
             init_ray(self.config.ray_address)
-            fit = slots(gpus_per_actor=1.0, cpus_per_actor=self.config.cpus_per_trainer)
-            size = min(fit.count, self.config.max_trainers or fit.count, self.units)
-            restarts = self.config.max_restarts
-            options = fit.options | {"max_restarts": restarts, "max_task_retries": restarts}
-            self.pool = ActorPool(ray.remote(BoneAgeTrainer), size, options, (self.config.cpus_per_trainer,))
+            self.pool = trainer_pool(self.config, self.units)
             self._data = ray.put(self.data)
-            where = "1 GPU" if "num_gpus" in options else f"{options['num_cpus']} CPU(s)"
-            print(f"up to {size} BoneAgeTrainer actor(s), {where} each")
         return self.pool
 
     def done(self, ref) -> None:

@@ -4,7 +4,8 @@ unit lifecycle (`cluster.lifecycle.run_resumable`).
 `variant_work` is a variant's `Resumable`: the plain `core.boneage.training.Trainer` on the
 actor's device, a checkpoint after every epoch (locally and, unless told otherwise, in the
 run), then the measurements of the trained model: validation MAE with TTA and the clinical
-set's predictions, tables and summary metrics. `BoneAgeTrainer` is the Ray actor around it.
+set's predictions, tables and summary metrics. `BoneAgeTrainer` is the Ray actor around it and
+`trainer_pool` the `ActorPool` that holds the sweep's actors.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cluster.boneage.config import VARIANTS
+from cluster.boneage.config import VARIANTS, BoneAgeJobConfig
 from cluster.boneage.data import SweepData
 from cluster.lifecycle import Resumable, run_resumable
+from cluster.pools import ActorPool
 from cluster.scheduler import TrackingTarget
 from cluster.units import Unit, UnitResult
 from core.boneage.config import ModelConfig, TrainConfig
@@ -126,3 +128,19 @@ class BoneAgeTrainer:
     ) -> UnitResult:
         work = variant_work(unit, target, recipe, data, self.device, fault)
         return run_resumable(unit, target, work, self.device, fault)
+
+
+def trainer_pool(config: BoneAgeJobConfig, variants: int) -> ActorPool:
+    """The sweep's `BoneAgeTrainer` actors: one GPU each when the cluster has GPUs, else
+    `cpus_per_trainer` CPUs; as many as fit (at most `max_trainers`, one per variant), each made
+    on first use; a dead one is restarted `max_restarts` times and its call retried."""
+    import ray
+
+    from cluster.devices import slots
+
+    fit = slots(gpus_per_actor=1.0, cpus_per_actor=config.cpus_per_trainer)
+    size = min(fit.count, config.max_trainers or fit.count, variants)
+    options = fit.options | {"max_restarts": config.max_restarts, "max_task_retries": config.max_restarts}
+    where = "1 GPU" if "num_gpus" in options else f"{options['num_cpus']} CPU(s)"
+    print(f"up to {size} BoneAgeTrainer actor(s), {where} each")
+    return ActorPool(ray.remote(BoneAgeTrainer), size, options, (config.cpus_per_trainer,))

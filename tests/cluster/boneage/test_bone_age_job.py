@@ -162,6 +162,11 @@ def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_p
     assert by_name["rsna"].data.metrics["resumed_from_epoch"] == 0
     history = tracker.load_table(by_name["rhpe+ca"].info.run_id, "history.parquet").to_pandas()
     assert history["epoch"].tolist() == [0, 1, 2]  # before training, then both epochs, once each
+    killed = by_name["rhpe+ca"].info.run_id
+    steps = {
+        m: sorted(x.step for x in tracker.client.get_metric_history(killed, m)) for m in ("val_mae", "lr")
+    }
+    assert steps == {"val_mae": [0, 1, 2], "lr": [1, 2]}  # step metrics, epoch 0 = before training
     assert "random initialisation" in by_name["rsna"].data.params["init"]
     assert "synthetic" in by_name["rsna"].data.params["data_source"]
     ckpt = tracker.load_blob(by_name["rsna"].info.run_id, "checkpoints/last.pt")
@@ -208,6 +213,7 @@ def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_p
     assert job.main(args) == 0
     text = capsys.readouterr().out
     assert "6 already finished in MLflow (skipped), 0 to run" in text
+    assert "BoneAgeTrainer actor" not in text  # nothing to train: no trainer pool was made
     runs = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
     assert len(runs) == 6 and len({r.data.tags[UNIT_KEY] for r in runs}) == 6
     assert (out / "bone_age.md").read_text() == md  # same results, read back from MLflow
