@@ -66,7 +66,7 @@ register(
     )
 )
 register(JobSpec("reader_study", "jobs/reader_study.py", "cluster.detection.reader_study:ReaderStudyConfig"))
-register(JobSpec("fracture_nas", "jobs/fracture_nas.py", "cluster.patch_nas:FractureNASConfig"))
+register(JobSpec("fracture_nas", "jobs/fracture_nas.py", "cluster.patch_nas.config:FractureNASConfig"))
 
 
 def lookup(name: str) -> JobSpec:

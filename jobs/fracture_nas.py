@@ -20,79 +20,80 @@ same search. Outputs: trajectory, figs. 5.1 / 5.2 and table 5.1 in --output-dir 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.jobkit import csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
-from cluster.patch_nas import PRESET_NOTES, PRESETS, FractureNAS, prepare_data, resolve_config  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, name_value, tracking_uri  # noqa: E402
+from cluster.patch_nas.config import PRESETS, FractureNASConfig  # noqa: E402
+from cluster.patch_nas.data import prepare_data  # noqa: E402
+from cluster.patch_nas.nas import FractureNAS  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
+from cluster.sweep import open_sweep  # noqa: E402
 from cluster.tracking import Tracker  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.patches.manifest import PatchDataError  # noqa: E402
 from search.es import CheckpointError  # noqa: E402
 
-
-def parse_args(argv):
-    p = job_parser(__doc__, "FractureNASConfig keys (over the preset)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--manifest", help="patch manifest (Parquet or CSV); default: the embedded synthetic set")
-    p.add_argument("--images", help="folder the manifest's paths are relative to (default: its folder)")
-    p.add_argument("--supernet-checkpoint", help="local OFA ofa_mbv3_d234_e346_k357_w1.2 weights")
-    p.add_argument("--budget", type=int, help="evaluations of the search")
-    p.add_argument("--clusters", type=int, help="worker clusters (K)")
-    p.add_argument("--workers-per-cluster", type=int, help="GPUs, or CPU processes, per cluster (G)")
-    p.add_argument("--parallelism", type=int, help="candidates in flight (default: the number of clusters)")
-    p.add_argument("--final-epochs", type=int)
-    p.add_argument("--baselines", type=csv_list, help="timm networks of table 5.1 (comma-separated)")
-    p.add_argument(
-        "--baseline-weights",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="local ImageNet weights of a baseline (repeatable)",
-    )
-    p.add_argument("--no-final", action="store_true", help="search only, no final stage")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and what is reused; run nothing")
-    return p.parse_args(argv)
-
-
-def resolve(args):
-    weights = {}
-    for item in args.baseline_weights:
-        if "=" not in item:
-            raise ConfigError(f"--baseline-weights {item!r} must look like NAME=PATH")
-        name, path = item.split("=", 1)
-        weights[name.strip()] = path.strip()
-    flags = overrides(
-        args,
-        **{
-            "data.manifest": args.manifest,
-            "data.images": args.images,
-            "supernet.checkpoint": args.supernet_checkpoint,
-            "search.budget": args.budget,
-            "search.parallelism": args.parallelism,
-            "clusters": args.clusters,
-            "workers_per_cluster": args.workers_per_cluster,
-            "final.epochs": args.final_epochs,
-            "final.baselines": args.baselines,
-            "final.baseline_weights": weights or None,
-            "final.enabled": False if args.no_final else None,
-        },
-    )
-    return resolve_config(args.preset, args.config, flags)
+CLI = JobCli(
+    __doc__,
+    FractureNASConfig,
+    flags=(
+        Flag(
+            "--manifest",
+            "data.manifest",
+            help="patch manifest (Parquet or CSV); default: the embedded synthetic set",
+        ),
+        Flag(
+            "--images",
+            "data.images",
+            help="folder the manifest's paths are relative to (default: its folder)",
+        ),
+        Flag(
+            "--supernet-checkpoint",
+            "supernet.checkpoint",
+            help="local OFA ofa_mbv3_d234_e346_k357_w1.2 weights",
+        ),
+        Flag("--budget", "search.budget", int, help="evaluations of the search"),
+        Flag("--clusters", "clusters", int, help="worker clusters (K)"),
+        Flag(
+            "--workers-per-cluster",
+            "workers_per_cluster",
+            int,
+            help="GPUs, or CPU processes, per cluster (G)",
+        ),
+        Flag(
+            "--parallelism",
+            "search.parallelism",
+            int,
+            help="candidates in flight (default: the number of clusters)",
+        ),
+        Flag("--final-epochs", "final.epochs", int),
+        Flag("--baselines", "final.baselines", csv_list, help="timm networks of table 5.1 (comma-separated)"),
+        Flag(
+            "--baseline-weights",
+            "final.baseline_weights",
+            name_value,
+            help="local ImageNet weights of a baseline (repeatable)",
+            repeat=True,
+            collect=dict,
+            metavar="NAME=PATH",
+        ),
+        Flag("--no-final", "final.enabled", switch=False, help="search only, no final stage"),
+    ),
+    presets=PRESETS,
+    dry_run=True,
+)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = CLI.parse(argv)
     try:
-        config = resolve(args)
-        print(PRESET_NOTES[config.preset])
+        config = CLI.config(args)
+        print(PRESETS.note(config.preset))
         prepared = prepare_data(config)
     except (ConfigError, PatchDataError, FileNotFoundError, ValueError) as err:
         return fail(err)
-    start = time.perf_counter()
     print(f"data: {prepared.note}")
     print(prepared.patches.summary())
     if config.supernet.checkpoint is None:
@@ -100,29 +101,20 @@ def main(argv=None) -> int:
             "supernet: no OFA checkpoint given (--supernet-checkpoint): seeded random weights, so candidates "
             "are trained from scratch (documented fallback)"
         )
-    uri = tracking_uri(config)
-    tracker = Tracker(uri, config.experiment)
-    job = FractureNAS(config, prepared, tracker, uri)
+    tracker = Tracker(tracking_uri(config), config.experiment)
+    nas = FractureNAS(config, prepared, tracker)
     if args.dry_run:
         try:
-            print(job.dry_run())
+            print(nas.dry_run())
         except CheckpointError as err:
             return fail(err)
         return 0
     init_ray(config.ray_address)
     try:
-        summary = job.run(start)
+        with open_sweep(tracker, config.sweep_name, nas.key, nas.sweep_params(), nas.sweep_tags()) as sweep:
+            return nas.run(sweep)
     except (ConfigError, CheckpointError) as err:
         return fail(err)
-    best, first = summary.get("best_aufroc_val", float("nan")), summary.get("start_aufroc_val", float("nan"))
-    print(
-        f"{summary.get('evaluations', 0)} evaluations ({summary.get('evaluations_trained', 0)} trained, "
-        f"{summary.get('evaluations_cached', 0)} cached); best validation AUFROC {best:.4f} "
-        f"(start {first:.4f}); "
-        f"{time.perf_counter() - start:.0f} s; results in {config.output_dir}/ and MLflow run "
-        f"{summary['parent_run_id']} at {uri} (experiment {config.experiment!r})"
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,11 +16,16 @@ it is plain single-process training; the code path is the same.
 
 A loss that is not finite stops the training: the candidate is reported as diverged, with
 AUFROC 0 (the worst), rather than crashing the search.
+
+`PatchClassifierTrainer` is a trainer as `cluster.lifecycle` runs it: one `step()` is one epoch,
+`position`/`total` count epochs (a diverged training is complete where it stopped), and
+`state_dict()` holds the weights, the EMA, the optimiser, the flip generator and torch's random
+state, so a restored trainer continues as the uninterrupted one would. `finetune` is the whole
+life of one candidate in this process.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.ema import EMA
 from core.metrics.froc import patch_aufroc
 from core.patches.config import FinetuneRecipe
 from core.patches.dataset import PatchData, PatchSplit, iterate_batches, normalise, random_flips
@@ -53,25 +59,6 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-class ModelEMA:
-    """Exponential moving average of a model's weights (buffers such as BN statistics are copied)."""
-
-    def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay, self.warmup, self.updates = decay, warmup, 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
-        for ema, live in zip(self.module.parameters(), model.parameters()):
-            ema.mul_(d).add_(live.detach(), alpha=1 - d)
-        for ema, live in zip(self.module.buffers(), model.buffers()):
-            ema.copy_(live)
-
-
 def cosine_lr(base: float, step: int, total: int) -> float:
     """Cosine annealing from base (step 0) towards 0 (step total)."""
     return 0.5 * base * (1 + math.cos(math.pi * step / max(total, 1)))
@@ -87,16 +74,28 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[n
 
 
 class PatchClassifierTrainer:
-    """Trains `model` on the train split of `data` with `recipe`; `evaluate` scores other splits."""
+    """Trains `model` on the train split of `data` with `recipe`, an epoch per `step()`;
+    `evaluate` scores other splits. `on_epoch(epoch, record)` is called after every epoch."""
 
-    def __init__(self, model: nn.Module, recipe: FinetuneRecipe, data: PatchData, device: str = "cpu"):
-        self.recipe, self.data, self.device = recipe, data, torch.device(device)
+    def __init__(
+        self,
+        model: nn.Module,
+        recipe: FinetuneRecipe,
+        data: PatchData,
+        device: str = "cpu",
+        on_epoch: Callable[[int, dict], None] | None = None,
+    ):
+        self.recipe, self.data, self.device, self.on_epoch = recipe, data, torch.device(device), on_epoch
         self.rank, self.world = _world()
         self.model = model.to(self.device)
-        self.ema = ModelEMA(self.model, recipe.ema_decay, recipe.ema_warmup) if recipe.ema_decay else None
+        self.ema = (
+            EMA(self.model, recipe.ema_decay, recipe.ema_warmup, buffers="copy") if recipe.ema_decay else None
+        )
         self.net = self.model
         if self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
+            ids = None  # CPU (gloo)
+            if self.device.type == "cuda":
+                ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -105,69 +104,116 @@ class PatchClassifierTrainer:
             nesterov=recipe.nesterov,
             weight_decay=recipe.weight_decay,
         )
+        split = data.split("train")
+        self._rows = split.train_index
+        self._labels = torch.from_numpy(split.frame["train_label"].to_numpy()[self._rows].astype(np.int64))
+        self._flips = torch.Generator().manual_seed(recipe.seed + 1)
+        per_epoch = len(epoch_batches(len(self._rows), recipe.batch_size, torch.Generator().manual_seed(0)))
+        self._total_steps = per_epoch * recipe.epochs
         self.history: list[dict] = []
-        self.steps = 0
+        self.position = 0  # epochs done
+        self.steps = 0  # optimiser steps done
         self.diverged = False
+        self.train_seconds = 0.0
+
+    @property
+    def total(self) -> int:
+        """Epochs of the whole training; a diverged training ends where it stopped."""
+        return self.position if self.diverged else self.recipe.epochs
 
     def _autocast(self):
         enabled = self.recipe.amp and self.device.type == "cuda"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def fit(self, on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+    def step(self) -> dict:
+        """One epoch of every rank's share of the same shuffled global batches; its record."""
         r = self.recipe
+        if self.position == 0:
+            torch.manual_seed(r.seed)  # dropout
+        epoch = self.position + 1
         split = self.data.split("train")
-        rows = split.train_index
-        labels = torch.from_numpy(split.frame["train_label"].to_numpy()[rows].astype(np.int64))
-        gen = torch.Generator().manual_seed(r.seed)
-        aug = torch.Generator().manual_seed(r.seed + 1)
-        torch.manual_seed(r.seed)  # dropout
-        per_epoch = len(epoch_batches(len(rows), r.batch_size, torch.Generator().manual_seed(0)))
-        total = per_epoch * r.epochs
+        start = time.perf_counter()
         self.model.train()
-        for epoch in range(1, r.epochs + 1):
-            start = time.perf_counter()
-            gen.manual_seed(r.seed * 1000 + epoch)
-            batches = [b[self.rank :: self.world] for b in epoch_batches(len(rows), r.batch_size, gen)]
-            losses, seen = [], 0
-            for local, images in zip(
-                batches,
-                iterate_batches(split, [rows[b] for b in batches], self.data.input_size, r.loader_workers),
-            ):
-                lr = cosine_lr(r.lr, self.steps, total)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                x = images.to(self.device, non_blocking=True)
-                if r.flips:
-                    x = random_flips(x, aug)
-                x = normalise(x)
-                y = labels[local].to(self.device)
-                with self._autocast():
-                    loss = F.cross_entropy(self.net(x).float(), y)
-                if not torch.isfinite(loss):
-                    self.diverged = True
-                    break
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                if self.ema:
-                    self.ema.update(self.model)
-                self.steps += 1
-                losses.append(float(loss.detach()))
-                seen += len(local)
-            seconds = time.perf_counter() - start
-            record = {
-                "epoch": epoch,
-                "loss": float(np.mean(losses)) if losses else float("nan"),
-                "lr": lr,
-                "seconds": seconds,
-                "images_per_s": seen * self.world / seconds if seconds > 0 else 0.0,
-            }
-            self.history.append(record)
-            if on_epoch:
-                on_epoch(epoch, record)
-            if self.diverged:
+        order = torch.Generator().manual_seed(r.seed * 1000 + epoch)
+        batches = [b[self.rank :: self.world] for b in epoch_batches(len(self._rows), r.batch_size, order)]
+        images = iterate_batches(
+            split, [self._rows[b] for b in batches], self.data.input_size, r.loader_workers
+        )
+        losses, seen, lr = [], 0, r.lr
+        for local, x in zip(batches, images):
+            lr = cosine_lr(r.lr, self.steps, self._total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            x = x.to(self.device, non_blocking=True)
+            if r.flips:
+                x = random_flips(x, self._flips)
+            x = normalise(x)
+            y = self._labels[local].to(self.device)
+            with self._autocast():
+                loss = F.cross_entropy(self.net(x).float(), y)
+            if not torch.isfinite(loss):
+                self.diverged = True
                 break
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.ema:
+                self.ema.update(self.model)
+            self.steps += 1
+            losses.append(float(loss.detach()))
+            seen += len(local)
+        seconds = time.perf_counter() - start
+        self.train_seconds += seconds
+        self.position = epoch
+        record = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)) if losses else float("nan"),
+            "lr": lr,
+            "seconds": seconds,
+            "images_per_s": seen * self.world / seconds if seconds > 0 else 0.0,
+        }
+        self.history.append(record)
+        if self.on_epoch:
+            self.on_epoch(epoch, record)
+        return record
+
+    def fit(self) -> list[dict]:
+        """Every remaining epoch; the history."""
+        while self.position < self.total:
+            self.step()
         return self.history
+
+    def state_dict(self) -> dict:
+        """Plain tensors and values: weights, EMA, optimiser, counters and random states."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "position": self.position,
+            "steps": self.steps,
+            "diverged": self.diverged,
+            "train_seconds": self.train_seconds,
+            "history": [dict(h) for h in self.history],
+            "flips": self._flips.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.ema:
+            state["ema"] = self.ema.state_dict()
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.position, self.steps = int(state["position"]), int(state["steps"])
+        self.diverged, self.train_seconds = bool(state["diverged"]), float(state["train_seconds"])
+        self.history = [dict(h) for h in state["history"]]
+        self._flips.set_state(state["flips"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if self.ema:
+            self.ema.load_state_dict(state["ema"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -260,17 +306,20 @@ def finetune(
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> FinetuneResult:
     """Train then evaluate: the whole life of one candidate."""
-    trainer = PatchClassifierTrainer(model, recipe, data, device)
-    start = time.perf_counter()
-    trainer.fit(on_epoch)
-    train_seconds = time.perf_counter() - start
+    trainer = PatchClassifierTrainer(model, recipe, data, device, on_epoch)
+    trainer.fit()
+    return measure(trainer, splits)
+
+
+def measure(trainer: PatchClassifierTrainer, splits: tuple[str, ...] = ("val",)) -> FinetuneResult:
+    """Evaluate a trained trainer on `splits`: AUFROC, scores and the training's record."""
     start = time.perf_counter()
     aufroc, scores = trainer.evaluate(splits)
     return FinetuneResult(
         aufroc=aufroc,
         scores=scores,
         history=trainer.history,
-        train_seconds=train_seconds,
+        train_seconds=trainer.train_seconds,
         eval_seconds=time.perf_counter() - start,
         diverged=trainer.diverged,
         steps=trainer.steps,

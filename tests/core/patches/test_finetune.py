@@ -1,4 +1,5 @@
-"""The fine-tuning recipe: schedule, EMA, batches, batch-norm re-estimation, learning, divergence."""
+"""The fine-tuning recipe: schedule, EMA, batches, batch-norm re-estimation, learning, divergence,
+and a trainer restored from its checkpoint that continues exactly."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from core import checkpoint
+from core.ema import EMA
 from core.patches.config import FinetuneRecipe
 from core.patches.dataset import normalise
 from core.patches.finetune import (
-    ModelEMA,
     PatchClassifierTrainer,
     cosine_lr,
     epoch_batches,
@@ -70,12 +72,12 @@ def test_ema_update_and_warmup():
     model = nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(1.0)
-    ema = ModelEMA(model, decay=0.5, warmup=False)
+    ema = EMA(model, decay=0.5, warmup=False, buffers="copy")
     with torch.no_grad():
         model.weight.fill_(3.0)
     ema.update(model)
     assert torch.allclose(ema.module.weight, torch.full((1, 2), 2.0))
-    warm = ModelEMA(nn.Linear(2, 1, bias=False), decay=0.99, warmup=True)
+    warm = EMA(nn.Linear(2, 1, bias=False), decay=0.99, warmup=True, buffers="copy")
     with torch.no_grad():
         warm.module.weight.fill_(1.0)
         model.weight.fill_(12.0)
@@ -122,3 +124,26 @@ def test_divergence_is_reported_not_raised(supernet, tiny_data):
     result = finetune(small_net(supernet), FinetuneRecipe(epochs=2, batch_size=32, lr=1e6), tiny_data)
     assert result.diverged and result.aufroc == {"val": 0.0}
     assert len(result.history) == 1
+
+
+def test_a_restored_trainer_continues_as_the_uninterrupted_one(supernet, tiny_data):
+    """Two epochs, a checkpoint (core.checkpoint bytes, weights_only), a fresh trainer restored from
+    it and a third epoch: the same weights, EMA and history as three epochs in one go."""
+    recipe = FinetuneRecipe(epochs=3, batch_size=32, seed=1)
+    whole = PatchClassifierTrainer(small_net(supernet), recipe, tiny_data)
+    assert (whole.position, whole.total) == (0, 3)
+    whole.fit()
+    first = PatchClassifierTrainer(small_net(supernet), recipe, tiny_data)
+    first.step()
+    first.step()
+    blob = checkpoint.to_bytes(first.state_dict())
+    resumed = PatchClassifierTrainer(small_net(supernet), recipe, tiny_data)
+    resumed.load_state_dict(checkpoint.from_bytes(blob))
+    assert resumed.position == 2
+    resumed.fit()
+    assert resumed.position == resumed.total == 3 and resumed.steps == whole.steps
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(whole.ema.module.state_dict().values(), resumed.ema.module.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
