@@ -18,7 +18,8 @@ from pathlib import Path
 
 from _timing import best_time
 
-from cluster.baselines import BaselinesConfig, baseline_search, plan, record_search
+from cluster.nb101.baselines import baseline_search, plan, record_search
+from cluster.nb101.config import BaselinesConfig
 from cluster.runtime import init_ray
 from cluster.scheduler import TrackingTarget, run_units
 from cluster.tracking import Tracker

@@ -14,65 +14,45 @@ figures in --output-dir and as artifacts of the parent run.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.baselines import (  # noqa: E402
-    BaselinesConfig,
-    baseline_search,
-    curves_table,
-    open_benchmark,
-    plan,
-    record_search,
-    report,
-    resolve_spaces,
-)
-from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.nb101.baselines import STEPS, baseline_search, curves_table, plan, record_search  # noqa: E402
+from cluster.nb101.benchmark import describe, open_benchmark, resolve_spaces  # noqa: E402
+from cluster.nb101.config import BaselinesConfig  # noqa: E402
+from cluster.nb101.report import baselines_report  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
-from cluster.scheduler import TrackingTarget, run_units  # noqa: E402
+from cluster.scheduler import run_units  # noqa: E402
+from cluster.sweep import open_sweep  # noqa: E402
 from cluster.tracking import Tracker  # noqa: E402
-from core.config import ConfigError, load_config  # noqa: E402
+from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
-from search.regret import change_points  # noqa: E402
 from search.space_data import SpaceData  # noqa: E402
 
-EMBEDDED = " (embedded default: NB-101 cells on digits, built by this project)"
-
-
-def parse_args(argv):
-    p = job_parser(__doc__, "BaselinesConfig keys")
-    p.add_argument("--spaces", type=csv_list)
-    p.add_argument("--methods", type=csv_list)
-    p.add_argument("--seeds", type=int)
-    p.add_argument("--budget", type=int)
-    p.add_argument("--benchmark")
-    return p.parse_args(argv)
-
-
-def resolve_config(args) -> BaselinesConfig:
-    flags = overrides(
-        args,
-        spaces=args.spaces,
-        methods=args.methods,
-        seeds=args.seeds,
-        budget=args.budget,
-        benchmark=args.benchmark,
-    )
-    return load_config(BaselinesConfig, args.config, flags)
+CLI = JobCli(
+    __doc__,
+    BaselinesConfig,
+    flags=(
+        Flag("--spaces", "spaces", csv_list),
+        Flag("--methods", "methods", csv_list),
+        Flag("--seeds", "seeds", int),
+        Flag("--budget", "budget", int),
+        Flag("--benchmark", "benchmark"),
+    ),
+)
 
 
 def main(argv=None) -> int:
     try:
-        config = resolve_config(parse_args(argv))
+        config = CLI.config(CLI.parse(argv))
         bench = open_benchmark(config.benchmark)
         spaces = resolve_spaces(config, bench)
     except (ConfigError, FileNotFoundError) as err:
         return fail(err)
-    start = time.perf_counter()
     print(
-        f"benchmark: {bench.source}{EMBEDDED if config.benchmark is None else ''}; spaces {spaces}; "
+        f"benchmark: {describe(bench, config.benchmark)}; spaces {spaces}; "
         f"methods {config.methods}; {config.seeds} seeds; budget {config.budget}"
     )
     data = {name: SpaceData.from_benchmark(bench, name) for name in spaces}
@@ -83,32 +63,24 @@ def main(argv=None) -> int:
                 "searches stop when it is exhausted"
             )
     units = plan(config, bench, spaces)
-    uri = tracking_uri(config)
-    tracker = Tracker(uri, config.experiment)
-    parent = tracker.start_sweep(
-        config.sweep_name,
-        stable_key({"units": sorted(u.key for u in units)}),
-        config.model_dump() | {"spaces": spaces},
-        tags={"benchmark": bench.source},
-    )
-    init_ray(config.ray_address)
-    outcome = run_units(
-        units,
-        baseline_search,
-        record_search,
-        TrackingTarget(uri, config.experiment, parent),
-        shared=(data, config.report_steps),
-        max_retries=config.max_retries,
-        label="baseline searches",
-    )
-    steps = {key: outcome.results[key]["steps"] for key in outcome.ran}
-    for key, run_id in outcome.skipped.items():  # finished earlier: read back what was logged
-        steps[key] = change_points(tracker.load_table(run_id, "trajectory.parquet"))
-    out_dir = Path(config.output_dir)
-    _, files = report(config, curves_table(units, steps), out_dir)
-    return close_sweep(
-        tracker, parent, outcome, files, (out_dir / "final_regret.md").read_text(), start, uri, config
-    )
+    tracker = Tracker(tracking_uri(config), config.experiment)
+    key = stable_key({"units": sorted(u.key for u in units)})
+    params = config.model_dump() | {"spaces": spaces}
+    with open_sweep(tracker, config.sweep_name, key, params, tags={"benchmark": bench.source}) as sweep:
+        init_ray(config.ray_address)
+        outcome = run_units(
+            units,
+            baseline_search,
+            record_search,
+            sweep.target,
+            shared=(data, config.report_steps),
+            max_retries=config.max_retries,
+            label="baseline searches",
+            tables=(STEPS,),
+        )
+        out_dir = Path(config.output_dir)
+        _, files = baselines_report(config, curves_table(units, outcome.results), out_dir)
+        return sweep.close(outcome, files, (out_dir / "final_regret.md").read_text(), config.output_dir)
 
 
 if __name__ == "__main__":

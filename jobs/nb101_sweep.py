@@ -17,86 +17,69 @@ finished unit: that is how a crashed or stopped sweep resumes.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.baselines import benchmark_identity, open_benchmark, resolve_spaces  # noqa: E402
-from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
-from cluster.nb101_sweep import PRESETS, Sweep, SweepConfig, report  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
+from cluster.nb101.config import SWEEP_PRESETS, SweepConfig, check_recipes  # noqa: E402
+from cluster.nb101.correlation import opened  # noqa: E402
+from cluster.nb101.report import sweep_report  # noqa: E402
+from cluster.nb101.sweep import Sweep  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
-from cluster.scheduler import TrackingTarget, fault_hook, run_graph  # noqa: E402
+from cluster.scheduler import fault_hook, run_graph  # noqa: E402
+from cluster.sweep import open_sweep  # noqa: E402
 from cluster.tracking import Tracker  # noqa: E402
-from cluster.ws_correlation import check_recipes  # noqa: E402
-from core.config import ConfigError, load_config  # noqa: E402
+from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
 
-EMBEDDED = " (embedded default: NB-101 cells on digits, built by this project)"
-
-
-def parse_args(argv):
-    p = job_parser(__doc__, "SweepConfig keys over the preset (supernet.<field> for the recipe)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--spaces", type=csv_list)
-    p.add_argument("--variants", type=csv_list)
-    p.add_argument("--ws-seeds", type=int)
-    p.add_argument("--baseline-seeds", type=int)
-    p.add_argument("--budget", type=int)
-    p.add_argument("--benchmark")
-    p.add_argument("--dry-run", action="store_true", help="print units, reuse and cost; run nothing")
-    return p.parse_args(argv)
-
-
-def resolve_config(args) -> SweepConfig:
-    """Preset, then the config file (or `env:NAME`), then flags and --set (dotted keys allowed)."""
-    flags = overrides(
-        args,
-        spaces=args.spaces,
-        variants=args.variants,
-        ws_seeds=args.ws_seeds,
-        baseline_seeds=args.baseline_seeds,
-        budget=args.budget,
-        benchmark=args.benchmark,
-    )
-    config = load_config(SweepConfig, args.config, flags, base=PRESETS[args.preset])
-    check_recipes(config.correlation())
-    return config
+CLI = JobCli(
+    __doc__,
+    SweepConfig,
+    flags=(
+        Flag("--spaces", "spaces", csv_list),
+        Flag("--variants", "variants", csv_list),
+        Flag("--ws-seeds", "ws_seeds", int),
+        Flag("--baseline-seeds", "baseline_seeds", int),
+        Flag("--budget", "budget", int),
+        Flag("--benchmark", "benchmark"),
+    ),
+    presets=SWEEP_PRESETS,
+    dry_run=True,
+)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = CLI.parse(argv)
     try:
-        config = resolve_config(args)
+        config = CLI.config(args)
+        check_recipes(config)
         bench = open_benchmark(config.benchmark)
         spaces = resolve_spaces(config, bench)
     except (ConfigError, FileNotFoundError) as err:
         return fail(err)
-    start = time.perf_counter()
-    print(f"preset {args.preset}; benchmark {bench.source}{EMBEDDED if config.benchmark is None else ''}")
+    print(f"preset {config.preset}; benchmark {describe(bench, config.benchmark)}")
     print(
         f"spaces {spaces}; variants {config.variants}; {config.ws_seeds} WS seeds, {config.baseline_seeds} "
         f"baseline seeds; budget {config.budget} evaluations, WS {config.ws_budget} proxy evaluations; "
         f"{config.clock} clock"
-        + ("; fewer seeds and smaller budgets than the thesis" if args.preset != "thesis" else "")
+        + ("; fewer seeds and smaller budgets than the thesis" if config.preset != "thesis" else "")
     )
-    uri = tracking_uri(config)
-    tracker = Tracker(uri, config.experiment)
-    sweep = Sweep(config, bench, spaces, None, benchmark_identity(bench), fault_hook())
+    tracker = Tracker(tracking_uri(config), config.experiment)
+    plan = Sweep(config, bench, spaces, benchmark_identity(bench), fault_hook())
     if args.dry_run:
-        print(sweep.dry_run(tracker.finished_units()))
+        print(plan.dry_run(tracker.finished_units()))
         return 0
-    init_ray(config.ray_address)
-    parent = tracker.start_sweep(
-        config.sweep_name,
-        stable_key({"units": sorted(n.unit.key for n in sweep.nodes)}),
-        config.model_dump() | {"spaces": spaces},
-        tags={"benchmark": bench.source, "preset": args.preset},
-    )
-    sweep.set_target(TrackingTarget(uri, config.experiment, parent))
-    outcome = run_graph(sweep.nodes, tracker, label="nb101 sweep units")
-    markdown, files = report(sweep, outcome.results, Path(config.output_dir))
-    return close_sweep(tracker, parent, outcome, files, markdown, start, uri, config)
+    key = stable_key({"units": sorted(u.key for u in plan.units())})
+    params = config.model_dump() | {"spaces": spaces}
+    tags = {"benchmark": bench.source, "preset": config.preset}
+    with open_sweep(tracker, config.sweep_name, key, params, tags) as sweep:
+        init_ray(config.ray_address)
+        with opened(plan, sweep.target) as nodes:
+            outcome = run_graph(nodes, tracker, label="nb101 sweep units")
+        markdown, files = sweep_report(plan, outcome.results, Path(config.output_dir))
+        return sweep.close(outcome, files, markdown, config.output_dir)
 
 
 if __name__ == "__main__":

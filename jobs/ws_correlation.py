@@ -15,78 +15,61 @@ Re-submitting the same study reuses every finished supernet and evaluation.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.baselines import benchmark_identity, open_benchmark, resolve_spaces  # noqa: E402
-from cluster.jobkit import close_sweep, csv_list, fail, job_parser, overrides, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
+from cluster.nb101.config import CORRELATION_PRESETS, WSCorrelationConfig, check_recipes  # noqa: E402
+from cluster.nb101.correlation import Study, opened  # noqa: E402
+from cluster.nb101.report import correlation_report  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
-from cluster.scheduler import TrackingTarget, fault_hook, run_graph  # noqa: E402
+from cluster.scheduler import fault_hook, run_graph  # noqa: E402
+from cluster.sweep import open_sweep  # noqa: E402
 from cluster.tracking import Tracker  # noqa: E402
-from cluster.ws_correlation import PRESETS, Study, WSCorrelationConfig, check_recipes, report  # noqa: E402
-from core.config import ConfigError, load_config  # noqa: E402
+from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
 
-EMBEDDED = " (embedded default: NB-101 cells on digits, built by this project)"
-
-
-def parse_args(argv):
-    p = job_parser(__doc__, "WSCorrelationConfig keys over the preset (supernet.<field> for the recipe)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--spaces", type=csv_list)
-    p.add_argument("--variants", type=csv_list)
-    p.add_argument("--supernets", type=int)
-    p.add_argument("--cells", type=int)
-    p.add_argument("--benchmark")
-    return p.parse_args(argv)
-
-
-def resolve_config(args) -> WSCorrelationConfig:
-    """Preset, then the config file, then command-line flags and --set (dotted keys allowed)."""
-    flags = overrides(
-        args,
-        spaces=args.spaces,
-        variants=args.variants,
-        supernets=args.supernets,
-        cells=args.cells,
-        benchmark=args.benchmark,
-    )
-    config = load_config(WSCorrelationConfig, args.config, flags, base=PRESETS[args.preset])
-    check_recipes(config)
-    return config
+CLI = JobCli(
+    __doc__,
+    WSCorrelationConfig,
+    flags=(
+        Flag("--spaces", "spaces", csv_list),
+        Flag("--variants", "variants", csv_list),
+        Flag("--supernets", "supernets", int),
+        Flag("--cells", "cells", int),
+        Flag("--benchmark", "benchmark"),
+    ),
+    presets=CORRELATION_PRESETS,
+)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
     try:
-        config = resolve_config(args)
+        config = CLI.config(CLI.parse(argv))
+        check_recipes(config)
         bench = open_benchmark(config.benchmark)
         spaces = resolve_spaces(config, bench)
     except (ConfigError, FileNotFoundError) as err:
         return fail(err)
-    start = time.perf_counter()
     recipe = config.recipe(spaces[0], "uniform", 0)
     print(
-        f"preset {args.preset}; benchmark {bench.source}{EMBEDDED if config.benchmark is None else ''}; "
+        f"preset {config.preset}; benchmark {describe(bench, config.benchmark)}; "
         f"spaces {spaces}; variants {config.variants}; {config.supernets} supernets x {config.cells} cells; "
         f"recipe: {recipe.dataset}, {recipe.epochs} epochs, {recipe.stem_filters} filters"
     )
-    uri = tracking_uri(config)
-    tracker = Tracker(uri, config.experiment)
-    init_ray(config.ray_address)
-    study = Study(config, bench, spaces, None, benchmark_identity(bench), fault_hook())
-    parent = tracker.start_sweep(
-        config.sweep_name,
-        stable_key({"units": sorted(n.unit.key for n in study.nodes)}),
-        config.model_dump() | {"spaces": spaces},
-        tags={"benchmark": bench.source, "preset": args.preset},
-    )
-    study.target = TrackingTarget(uri, config.experiment, parent)
-    outcome = run_graph(study.nodes, tracker, label="supernets and evaluations")
-    markdown, files = report(study, study.proxies(outcome.results), Path(config.output_dir))
-    return close_sweep(tracker, parent, outcome, files, markdown, start, uri, config)
+    tracker = Tracker(tracking_uri(config), config.experiment)
+    study = Study(config, bench, spaces, benchmark_identity(bench), fault_hook())
+    key = stable_key({"units": sorted(u.key for u in study.units())})
+    params = config.model_dump() | {"spaces": spaces}
+    tags = {"benchmark": bench.source, "preset": config.preset}
+    with open_sweep(tracker, config.sweep_name, key, params, tags) as sweep:
+        init_ray(config.ray_address)
+        with opened(study, sweep.target) as nodes:
+            outcome = run_graph(nodes, tracker, label="supernets and evaluations")
+        markdown, files = correlation_report(study, study.proxies(outcome.results), Path(config.output_dir))
+        return sweep.close(outcome, files, markdown, config.output_dir)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """SupernetTrainer: trains one supernet, epoch by epoch, with exact checkpoint/resume.
 
-A plain class (no Ray): the Ray actor in cluster/ws_actors.py only pins it to a device,
-stores its checkpoints and reports. The checkpoint holds the model, optimiser and scheduler
-states, the epoch and every random state (cell sampler, batch order, augmentation, torch), so
-a run resumed from epoch k ends with the same weights as one that never stopped.
+A plain class (no Ray) that the resumable-unit lifecycle runs (`cluster.lifecycle.Trainable`:
+`position` epochs done of `total`, `step()` one epoch); the Ray actor in cluster/nb101/actors.py
+only pins it to a device. Its state dict (saved with `core.checkpoint`) holds the model,
+optimiser and scheduler states, the epoch and every random state (cell sampler, batch order,
+augmentation, torch), so a run resumed from epoch k ends with the same weights as one that
+never stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 
 import numpy as np
@@ -34,6 +35,8 @@ def load_data(config: SupernetConfig) -> dict[str, Split]:
 
 
 class SupernetTrainer:
+    """Single-path one-shot training of a supernet: each mini-batch trains a sampled cell."""
+
     def __init__(self, config: SupernetConfig, cells, data: dict[str, Split], device: str = "cpu"):
         self.config, self.data, self.device = config, data, torch.device(device)
         torch.manual_seed(config.seed)
@@ -55,15 +58,20 @@ class SupernetTrainer:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
         self.sampler = CellSampler(cells, seed=config.seed, pro_rata=config.pro_rata)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
-        self.epoch = 0
+        self.position = 0  # epochs done
         self.history: list[dict] = []
+
+    @property
+    def total(self) -> int:
+        """Epochs of the whole training."""
+        return self.config.epochs
 
     def _autocast(self):
         if self.gpu and self.config.amp:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def train_epoch(self) -> dict:
+    def step(self) -> dict:
         """One epoch: each mini-batch trains one sampled path (AVG-3: three, gradients averaged)."""
         self.model.train()
         start, losses, images = time.perf_counter(), [], 0
@@ -86,10 +94,10 @@ class SupernetTrainer:
             self.scheduler.step()
             losses.append(total)
             images += len(y) * k
-        self.epoch += 1
+        self.position += 1
         seconds = time.perf_counter() - start
         record = {
-            "epoch": self.epoch,
+            "epoch": self.position,
             "loss": float(np.mean(losses)),
             "seconds": seconds,
             "images_per_s": images / seconds,
@@ -97,21 +105,20 @@ class SupernetTrainer:
         self.history.append(record)
         return record
 
-    def train(self, on_epoch=None) -> list[dict]:
-        """Train to `config.epochs`; `on_epoch(trainer, record)` runs after each epoch."""
-        while self.epoch < self.config.epochs:
-            record = self.train_epoch()
-            if on_epoch:
-                on_epoch(self, record)
+    def train(self) -> list[dict]:
+        """Train to the last epoch (in a notebook; a cluster unit steps through the lifecycle)."""
+        while self.position < self.total:
+            self.step()
         return self.history
 
-    # ---- checkpoints -------------------------------------------------------------------
+    # ---- state (a checkpoint is core.checkpoint of this dict) -------------------------------
     def state_dict(self) -> dict:
+        """Plain tensors and values; `epoch` keeps its name, so earlier checkpoints still load."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "epoch": self.epoch,
+            "epoch": self.position,
             "history": self.history,
             "sampler_rng": self.sampler.rng.bit_generator.state,
             "generator": self.generator.get_state(),
@@ -122,17 +129,8 @@ class SupernetTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
+        self.position = int(state["epoch"])
         self.history = list(state["history"])
         self.sampler.rng.bit_generator.state = state["sampler_rng"]
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-
-    def checkpoint_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        return buffer.getvalue()
-
-    def restore_bytes(self, blob: bytes) -> None:
-        """Load a checkpoint safely: torch.load(weights_only=True), no arbitrary unpickling."""
-        self.load_state_dict(torch.load(io.BytesIO(blob), map_location=self.device, weights_only=True))

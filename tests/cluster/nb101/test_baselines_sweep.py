@@ -87,3 +87,14 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys):
     assert job.main(["--benchmark", str(tmp_path / "nope.parquet")]) == 2
     assert "benchmark: file not found" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_an_error_after_the_sweep_started_leaves_it_failed(ray_cluster, tmp_path, sweep_status, broken):
+    import jobs.nb101_baselines as job
+
+    error = broken(job, "run_units")
+    uri = f"file:{tmp_path / 'mlruns'}"
+    args = ["--spaces", "A2", "--seeds", "2", "--budget", "10", "--tracking-uri", uri]
+    with pytest.raises(RuntimeError, match="run_units broke"):
+        job.main([*args, "--output-dir", str(tmp_path / "out")])
+    assert sweep_status(uri, "nb101-baselines") == ("FAILED", error)

@@ -128,3 +128,15 @@ def test_dry_run_and_bad_config(real_nb101, tmp_path, capsys):
     assert "ws_seeds" in capsys.readouterr().err
     assert job.main(["--preset", "smoke", "--set", "supernet.variant_x=1"]) == 2
     assert "variant_x" in capsys.readouterr().err
+
+
+def test_an_error_after_the_sweep_started_leaves_it_failed(
+    real_nb101, ray_cluster, tmp_path, sweep_status, broken
+):
+    import jobs.nb101_sweep as job
+
+    error = broken(job, "run_graph")
+    uri = f"file:{tmp_path / 'mlruns'}"
+    with pytest.raises(RuntimeError, match="run_graph broke"):
+        job.main([*SMALL, "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")])
+    assert sweep_status(uri, "nb101-sweep") == ("FAILED", error)

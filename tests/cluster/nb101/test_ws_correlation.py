@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import torch
 
+from cluster.nb101.actors import WEIGHTS
 from cluster.tracking import KIND, Tracker
-from cluster.ws_actors import WEIGHTS
 
 
 def _supernet_weights(uri: str, experiment: str) -> dict:
@@ -81,3 +82,13 @@ def test_bad_recipe_key_fails_before_any_work(tmp_path, capsys):
     )
     assert "epochz" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_error_after_the_sweep_started_leaves_it_failed(ray_cluster, tmp_path, sweep_status, broken):
+    import jobs.ws_correlation as job
+
+    error = broken(job, "run_graph")
+    uri = f"file:{tmp_path / 'mlruns'}"
+    with pytest.raises(RuntimeError, match="run_graph broke"):
+        job.main(["--preset", "smoke", "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")])
+    assert sweep_status(uri, "nb101-ws-correlation") == ("FAILED", error)

@@ -1,0 +1,237 @@
+"""The chapter-4 study as one unit graph: baselines, supernets, correlation evaluations and
+weight-sharing searches; the report is in `cluster.nb101.report`.
+
+Units and their dependencies: baseline searches (independent), supernets, correlation
+evaluations (after their supernet), WS searches RS_ws / GS_ws (after their supernet). Keys
+are those of the standalone jobs (jobs/nb101_baselines.py, jobs/ws_correlation.py), so any unit
+those already finished is reused here, and a crashed or stopped sweep resumes from MLflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from cluster.nb101.baselines import STEPS, baseline_search, log_search, record_search
+from cluster.nb101.baselines import plan as baseline_plan
+from cluster.nb101.config import SweepConfig
+from cluster.nb101.correlation import Study
+from cluster.scheduler import Node, TrackingTarget, maybe_die, unit_launcher
+from cluster.units import Unit, UnitResult
+from core.keys import stable_key
+from search.space_data import SpaceData
+from search.ws_search import search_proxy, train_ranked
+
+UNIT_VERSION = 2  # of the WS searches (2: their regret steps logged as STEPS)
+
+
+def ws_search_unit(
+    unit: Unit,
+    target: TrackingTarget,
+    fault,
+    spaces: dict,
+    evaluator,
+    supernet: UnitResult,
+    recipe: dict,
+    clock: dict,
+) -> UnitResult:
+    """Ray task: one WS search (proxy search, then the best cells trained), logged as a child run."""
+    maybe_die(unit, fault)
+    p = unit.params
+    space: SpaceData = spaces[p["space"]]
+
+    def score(hashes):
+        specs = [space.spec(space.row(h)) for h in hashes]
+        values, seconds = ray.get(evaluator.score_specs.remote(supernet.run_id, recipe, specs, "BNS-FT"))
+        return values, (seconds if clock["clock"] == "measured" else clock["proxy_seconds"] * len(hashes))
+
+    found = search_proxy(p["method"], space, p["seed"], p["ws_budget"], score)
+    if clock["clock"] == "measured":
+        supernet_seconds = float(supernet.metrics["train_seconds"])
+    else:
+        supernet_seconds = clock["supernet_seconds"]
+    trajectory = train_ranked(
+        found, space, supernet_seconds + found.seconds, p["trained_cells"], p["seed"], p["validation"]
+    )
+    regret, times = trajectory["regret"].to_numpy(), trajectory["sim_time"].to_numpy()
+    metrics = {
+        "first_regret": float(regret[0]),
+        "first_time": float(times[0]),
+        "final_regret": float(regret[-1]),
+        "sim_time_total": float(times[-1]),
+        "supernet_seconds": supernet_seconds,
+    }
+    metrics |= {k: float(v) for k, v in found.stats.items() if isinstance(v, int | float | bool)}
+    return log_search(
+        target,
+        unit,
+        params=p | {"supernet_run": supernet.run_id},
+        metrics=metrics,
+        trajectory=trajectory,
+        tags={"role": "ws-search", "space": p["space"], "method": f"{p['method']}_ws"},
+        extra={"proxy_search.parquet": pa.table({"hash": found.hashes, "proxy": found.proxies})},
+    )
+
+
+class Sweep:
+    """The whole study's units for one config and benchmark (planned without Ray), then, once
+    opened on a sweep, its nodes."""
+
+    def __init__(
+        self, config: SweepConfig, bench, spaces: list[str], identity: str, fault: dict | None = None
+    ):
+        self.config, self.bench, self.spaces, self.fault = config, bench, spaces, fault
+        self.study = Study(config.correlation(), bench, spaces, identity, fault, replicates=config.ws_seeds)
+        if config.correlation_supernets == 0:  # keep the supernets, drop the correlation evaluations
+            self.study.evaluations = []
+        self.baseline_units = baseline_plan(config.baselines(), bench, spaces)
+        self.space_data = {s: SpaceData.from_benchmark(bench, s) for s in spaces}
+        self.target: TrackingTarget | None = None
+        self._shared = None
+        self._baseline_launch = None
+        self.ws_units: list[Unit] = []
+        clock = self.clock()
+        for (space, variant, seed), sn in self.study.supernets.items():
+            if seed >= config.ws_seeds:
+                continue
+            for method in config.methods:
+                params = {
+                    "kind": "nb101-ws-search",
+                    "version": UNIT_VERSION,
+                    "supernet": sn.key,
+                    "space": space,
+                    "variant": variant,
+                    "method": method,
+                    "seed": seed,
+                    "ws_budget": config.ws_budget,
+                    "trained_cells": config.trained_cells,
+                    "validation": config.validation,
+                } | clock
+                unit = Unit(stable_key(params), f"{space}/{variant}/{method}_ws/seed{seed}", params)
+                self.ws_units.append(unit)
+
+    def units(self) -> list[Unit]:
+        return self.baseline_units + self.study.units() + self.ws_units
+
+    def open(self, target: TrackingTarget) -> None:
+        """Where units log, known once the sweep's parent run exists (its key needs the units);
+        Ray must be running."""
+        self.target = target
+        self.study.open(target)
+
+    def close(self) -> None:
+        self.study.close()
+
+    def nodes(self) -> list[Node]:
+        """Baselines, the study's supernets and evaluations, WS searches after their supernet;
+        every search is read back with its regret steps when it is reused."""
+        nodes = [Node(u, self.launch_baseline, tables=(STEPS,)) for u in self.baseline_units]
+        nodes += self.study.nodes()
+        nodes += [
+            Node(u, self.launch_ws, deps=(u.params["supernet"],), tables=(STEPS,)) for u in self.ws_units
+        ]
+        return nodes
+
+    def clock(self) -> dict:
+        if self.config.clock == "measured":
+            return {"clock": "measured"}
+        return {
+            "clock": "modelled",
+            "supernet_seconds": self.config.supernet_seconds,
+            "proxy_seconds": self.config.proxy_seconds,
+        }
+
+    def _refs(self):
+        if self._shared is None:
+            self._shared = (ray.put(self.space_data), ray.put([100, 1000, 10_000]))
+        return self._shared
+
+    def launch_baseline(self, unit: Unit, deps):
+        if self._baseline_launch is None:
+            self._baseline_launch = unit_launcher(
+                baseline_search, record_search, self.target, self._refs(), self.config.max_retries
+            )
+        return self._baseline_launch(unit, deps)
+
+    def launch_ws(self, unit: Unit, deps: dict[str, UnitResult]):
+        supernet_key = unit.params["supernet"]
+        recipe = self.study.recipes[supernet_key].model_dump()
+        # a WS search mostly waits for its evaluator: it holds no CPU, so it never blocks one
+        task = ray.remote(ws_search_unit).options(
+            num_cpus=0, max_retries=self.config.max_retries, retry_exceptions=False
+        )
+        return task.remote(
+            unit,
+            self.target,
+            self.fault,
+            self._refs()[0],
+            self.study.evaluator(supernet_key),
+            deps[supernet_key],
+            recipe,
+            self.clock(),
+        )
+
+    def dry_run(self, finished: dict) -> str:
+        """What would run: units per kind, what is reused, and the simulated cost."""
+        kinds: dict[str, list[int]] = {}
+        units = self.units()
+        for unit in units:
+            kind = unit.params.get("kind", "?")
+            done = unit.key in finished
+            kinds.setdefault(kind, [0, 0])[done] += 1
+        lines = [f"{'unit kind':22s} {'to run':>8s} {'reused':>8s}"]
+        lines += [f"{k:22s} {v[0]:8d} {v[1]:8d}" for k, v in kinds.items()]
+        cost = self.simulated_cost()
+        lines.append(f"total: {len(units)} units; simulated cost {cost['description']}")
+        return "\n".join(lines)
+
+    def simulated_cost(self) -> dict:
+        """Benchmark seconds the searches simulate, and an estimate of the real work."""
+        mean_time = {s: float(np.nanmean(d.training_time)) for s, d in self.space_data.items()}
+        sim = sum(
+            mean_time[u.params["space"]] * min(u.params["budget"], len(self.space_data[u.params["space"]]))
+            for u in self.baseline_units
+        )
+        recipe = next(iter(self.study.recipes.values()))
+        supernets = len(self.study.supernets)
+        proxies = (
+            len(self.ws_units) * self.config.ws_budget
+            + len(self.study.evaluations) * self.config.correlation_cells
+        )
+        text = (
+            f"{sim / 3600:,.0f} simulated GPU-hours of baseline training; {supernets} supernets x "
+            f"{recipe.epochs} epochs on {recipe.dataset}; {proxies:,} proxy evaluations"
+        )
+        return {
+            "baseline_seconds": sim,
+            "supernets": supernets,
+            "proxy_evaluations": proxies,
+            "description": text,
+        }
+
+    # ---- results ---------------------------------------------------------------------
+    def trajectories(self, results: dict[str, UnitResult]) -> pa.Table:
+        """Every search's regret steps: space, method (RS_bs, GS_bs, RS_ws, GS_ws), run_id, time,
+        step, regret."""
+        parts = []
+        for unit in self.baseline_units + self.ws_units:
+            t = results[unit.key].table(STEPS)
+            suffix = "ws" if unit.params["kind"] == "nb101-ws-search" else "bs"
+            label = f"{unit.params['method']}_{suffix}"
+            if unit.params.get("variant", "uniform") != "uniform":
+                label += f"[{unit.params['variant']}]"
+            n = t.num_rows
+            parts.append(
+                pa.table(
+                    {
+                        "space": [unit.params["space"]] * n,
+                        "method": [label] * n,
+                        "run_id": [unit.key] * n,
+                        "time": t["sim_time"],
+                        "step": t["step"],
+                        "regret": t["regret"],
+                    }
+                )
+            )
+        return pa.concat_tables(parts)
