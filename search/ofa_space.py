@@ -15,11 +15,12 @@ deepens its stage.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from core.keys import stable_key
 
 STAGES = 5
 BLOCKS_PER_STAGE = 4
@@ -99,8 +100,7 @@ def same_network(a: Sequence[int], b: Sequence[int]) -> bool:
 
 def genome_key(genome: Sequence[int]) -> str:
     """Short stable hash of the canonical genome (the architecture's identity)."""
-    text = ",".join(str(v) for v in canonical(genome))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return stable_key(list(canonical(genome)), length=16)
 
 
 def describe(genome: Sequence[int]) -> str:

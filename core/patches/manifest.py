@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.keys import stable_key
+
 REQUIRED = ("path", "study_id", "image_id", "score", "iou", "split")
 BOX = ("x0", "y0", "x1", "y1")
 OPTIONAL = ("fracture_id",)
@@ -279,9 +281,17 @@ def load_manifest(
     )[keep].reset_index(drop=True)
     sizes = _check_files(kept["path"].tolist(), path) if check_files else []
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    identity = hashlib.sha256(
-        repr((digest, min_score, positive_iou, negative_iou, sizes, sorted(rename.items()))).encode()
-    ).hexdigest()[:20]
+    identity = stable_key(
+        {
+            "manifest_sha256": digest,
+            "min_score": min_score,
+            "positive_iou": positive_iou,
+            "negative_iou": negative_iou,
+            "image_sizes": sizes,
+            "columns": rename,
+        },
+        length=20,
+    )
     return PatchSet(
         frame=kept,
         source=str(path),

@@ -16,7 +16,6 @@ Deterministic for a given config; written once into the cache folder (atomically
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from core.keys import stable_key
 from core.patches.config import SyntheticPatchConfig
 
 GENERATOR_VERSION = 1
@@ -35,8 +35,7 @@ IMAGE_SIZE = 256  # the virtual radiograph the boxes live in
 
 
 def identity(config: SyntheticPatchConfig) -> str:
-    text = json.dumps({"v": GENERATOR_VERSION, **config.model_dump()}, sort_keys=True)
-    return "synthetic-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return "synthetic-" + stable_key({"v": GENERATOR_VERSION, **config.model_dump()}, length=12)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
