@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from cluster.runtime import LOOPBACK_ONLY_ENV
 from core.nb101.real_subset import REAL_SUBSET_DIR, load_real_subset
 from core.paths import REPO_ROOT
 
@@ -84,7 +85,11 @@ class RayHead:
         self.proc = None
 
     def start(self, timeout: float = 180) -> None:
-        env = os.environ | {"RAY_AUTH_MODE": "disabled", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+        env = os.environ | {
+            "RAY_AUTH_MODE": "disabled",
+            LOOPBACK_ONLY_ENV: "0",  # every port on 127.0.0.1, as `make ray-up`
+            "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        }
         cmd = [
             str(VENV_BIN / "ray"),
             "start",

@@ -2,7 +2,8 @@
 
 Jobs go PENDING -> RUNNING -> SUCCEEDED / FAILED / CANCELLED. Every change is one short
 transaction (BEGIN IMMEDIATE, with a busy timeout), so concurrent clients and dispatchers
-neither corrupt the file nor see half-made changes.
+neither corrupt the file nor see half-made changes. The file (and the folder, when the queue
+makes it) is readable by its owner only: it holds every job's config.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.security import private_file
 
 STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
 ACTIVE = ("PENDING", "RUNNING")
@@ -71,7 +74,7 @@ class QueuedJob:
 class JobQueue:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # 0600 (its -wal/-shm follow it), a folder made here 0700
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)

@@ -1,8 +1,11 @@
-"""The tracking server script: starts on 127.0.0.1 with SQLite, answers /health, logs, stops."""
+"""The tracking server script: starts on 127.0.0.1 with SQLite, answers /health, logs, stops; its
+home, database, log, state and the artifacts it writes are its owner's only."""
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 
 from mlflow.tracking import MlflowClient
 
@@ -23,7 +26,13 @@ def _huey_consumers(pid: int) -> list[str]:
     return [" ".join(c.cmdline()) for c in children if "huey" in " ".join(c.cmdline())]
 
 
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
 def test_server_lifecycle(tmp_path):
+    tmp_path.chmod(0o755)  # a home and a database made before the files were private
+    (tmp_path / "mlflow.db").touch(mode=0o644)
     config = ServerConfig(home=tmp_path, port=_free_port())
     url = start(config)
     try:
@@ -36,7 +45,12 @@ def test_server_lifecycle(tmp_path):
         client.log_metric(run.info.run_id, "m", 1.5)
         client.log_text(run.info.run_id, "hello", "note.txt")  # artifacts go through the server
         assert client.get_run(run.info.run_id).data.metrics["m"] == 1.5
-        assert list((tmp_path / "artifacts").rglob("note.txt"))
+        (note,) = (tmp_path / "artifacts").rglob("note.txt")
+        assert _mode(note) == 0o600  # written by the server: owner only, like every folder to it
+        folders = [p for p in note.parents if tmp_path in p.parents or p == tmp_path]
+        assert {str(p): _mode(p) for p in folders} == {str(p): 0o700 for p in folders}
+        private = ("mlflow.db", "server.log", "server.json")
+        assert {name: _mode(tmp_path / name) for name in private} == dict.fromkeys(private, 0o600)
         assert not _huey_consumers(status(tmp_path)["pid"])  # no idle job consumers per server
     finally:
         assert stop(tmp_path)

@@ -1,0 +1,236 @@
+"""Every port the project's local services open is on loopback, read from the machine's listening
+sockets (psutil) of exactly the processes each service started:
+
+- the Ray cluster of `make ray-up` (the Makefile's own recipe, on free ports), with a job, its
+  supervisor and an actor running on it; its job API refuses a request without the token;
+- the private Ray instance a job starts without --ray-address (`cluster.runtime.init_ray`);
+- the tracking server of `python -m mlflow_server start`.
+
+README "Security" says what listens where; nothing local is exposed by design.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.paths import REPO_ROOT
+
+RAY = str(Path(sys.executable).parent / "ray")
+LOOPBACK = ("127.", "::1", "::ffff:127.")  # this test's own idea of loopback, not the code's
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and every descendant still alive."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def listening(procs: list[psutil.Process]) -> list[tuple[str, int, str]]:
+    """(address, port, process name) of every TCP socket these processes listen on."""
+    names = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            names[p.pid] = p.name()
+    return sorted(
+        {
+            (c.laddr.ip, c.laddr.port, names[c.pid])
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.pid in names
+        }
+    )
+
+
+def exposed(listeners: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    return [each for each in listeners if not each[0].startswith(LOOPBACK)]
+
+
+def kill(procs: list[psutil.Process]) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(procs, timeout=30)
+
+
+def wait_for(check, timeout: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(1.0)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{what} within {timeout:.0f} s\n{tail}")
+
+
+def http_status(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+JOB = """
+import pathlib, sys, time
+sys.path.insert(0, {repo!r})
+import ray
+from cluster.runtime import init_ray
+
+init_ray()  # as every job does: RAY_ADDRESS, set by `ray job submit`
+
+
+@ray.remote
+class Probe:
+    def ping(self):
+        return 1
+
+
+probe = Probe.remote()
+ray.get(probe.ping.remote())
+pathlib.Path({marker!r}).write_text("ready")
+time.sleep(600)
+"""
+
+
+def test_ray_up_cluster_and_a_job_on_it_listen_on_loopback_only(tmp_path):
+    gcs, dashboard, agent, client = free_ports(4)
+    temp = tempfile.mkdtemp(prefix="rsec", dir="/tmp")  # short: Ray's socket paths have a limit
+    token = secrets.token_hex(32)  # found by the recipe's token step: nothing written to ~/.ray
+    env = os.environ | {"RAY_AUTH_TOKEN": token}
+    flags = (
+        f"--block --port {gcs} --dashboard-port {dashboard} --dashboard-agent-listen-port {agent} "
+        f"--ray-client-server-port {client} --num-cpus 1 --temp-dir {temp}"
+    )
+    log = tmp_path / "ray-up.log"
+    with open(log, "wb") as out:
+        make = subprocess.Popen(
+            ["make", "-s", "-o", "setup", "ray-up", f"RAY_ARGS={flags}"],
+            cwd=REPO_ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    api = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_for(lambda: http_status(f"{api}/api/version", token) == 200, 240, "no Ray head", log)
+        assert http_status(f"{api}/api/jobs/") == 401  # token authentication: none, no answer
+        marker = tmp_path / "job-ready"
+        (tmp_path / "job.py").write_text(JOB.format(repo=str(REPO_ROOT), marker=str(marker)))
+        submitted = subprocess.run(
+            [RAY, "job", "submit", "--address", api, "--no-wait", "--", "python", str(tmp_path / "job.py")],
+            env=env | {"RAY_AUTH_MODE": "token"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        wait_for(marker.exists, 240, "the job's actor did not answer", log)
+        listeners = listening(process_tree(make.pid))
+    finally:
+        kill(process_tree(make.pid))
+        subprocess.run(["rm", "-rf", temp], check=False)
+    names = {name for _, _, name in listeners}
+    ports = {port for _, port, _ in listeners}
+    assert {gcs, dashboard, agent, client} <= ports, listeners  # the measurement sees the cluster
+    assert {"gcs_server", "raylet", "ray::Probe", "ray::JobSupervisor"} <= names, listeners
+    assert not exposed(listeners), f"listening beyond loopback: {exposed(listeners)}"
+
+
+LOCAL = """
+import json, sys
+sys.path.insert(0, {repo!r})
+import ray
+from cluster.runtime import init_ray
+
+init_ray(num_cpus=1)
+
+
+@ray.remote
+class Probe:
+    def ping(self):
+        return 1
+
+
+probe = Probe.remote()
+ray.get([probe.ping.remote(), ray.remote(lambda: 1).remote()])
+print("ready", flush=True)
+sys.stdin.readline()  # measured from outside meanwhile
+ray.shutdown()
+"""
+
+
+def test_the_private_ray_instance_of_a_job_listens_on_loopback_only():
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", LOCAL.format(repo=str(REPO_ROOT))],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert driver.stdout.readline().strip() == "ready"
+        listeners = listening(process_tree(driver.pid))
+        driver.communicate("\n", timeout=120)
+    finally:
+        kill(process_tree(driver.pid))
+    names = {name for _, _, name in listeners}
+    assert {"gcs_server", "raylet", "ray::Probe"} <= names, listeners
+    assert not exposed(listeners), f"listening beyond loopback: {exposed(listeners)}"
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["open", "auth"])
+def test_the_tracking_server_listens_on_loopback_only(tmp_path, auth):
+    (port,) = free_ports(1)
+    home = tmp_path / "mlflow"
+    flags = ["--auth"] if auth else []
+    env = os.environ | {"MLFLOW_AUTH_ADMIN_PASSWORD": secrets.token_hex(8)}
+    cli = [sys.executable, "-m", "mlflow_server"]
+    started = subprocess.run(
+        [*cli, "start", "--home", str(home), "--port", str(port), *flags],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        pid = json.loads((home / "server.json").read_text())["pid"]
+        listeners = listening(process_tree(pid))
+    finally:
+        subprocess.run([*cli, "stop", "--home", str(home)], cwd=REPO_ROOT, timeout=120, check=True)
+    assert port in {p for _, p, _ in listeners}, listeners
+    assert not exposed(listeners), f"listening beyond loopback: {exposed(listeners)}"
