@@ -33,6 +33,7 @@ from PIL import Image
 
 from core.boneage.config import ClinicalSource, RhpeSource, RsnaSource, SyntheticConfig
 from core.boneage.reference import gp_sd
+from core.keys import stable_key
 from core.paths import cache_dir
 
 GENERATOR_VERSION = 1  # bump when images or labels of the same config would change
@@ -292,10 +293,8 @@ def write_synthetic(config: SyntheticConfig, root: str | Path, progress=None) ->
 
 def synthetic_root(config: SyntheticConfig) -> Path:
     """The cache folder of a synthetic config (its content key in the name)."""
-    import hashlib
-
-    key = hashlib.sha256(json.dumps([config.model_dump(), GENERATOR_VERSION], sort_keys=True).encode())
-    return cache_dir() / "boneage" / f"synthetic-{key.hexdigest()[:12]}"
+    key = stable_key([config.model_dump(), GENERATOR_VERSION], length=12)
+    return cache_dir() / "boneage" / f"synthetic-{key}"
 
 
 def synthetic_sources(root: str | Path) -> tuple[RsnaSource, RhpeSource, ClinicalSource]:
