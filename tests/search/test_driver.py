@@ -34,20 +34,15 @@ class Shuffled:
         return [(p.index, fitness(p.candidate))]
 
 
-def sequential_protocol(es: OnePlusOneES) -> list:
-    """The reference: P in flight, tell the oldest, refill after each tell (tests/search/test_es.py)."""
-    while es.asked < es.budget and len(es.pending) < es.num_workers:
-        es.ask()
-    while not es.finished:
-        p = es.pending[0]
-        es.tell(p, fitness(p.candidate))
-        while es.asked < es.budget and len(es.pending) < es.num_workers:
-            es.ask()
+def in_order(budget: int, workers: int, seed: int) -> list:
+    """The search when every result arrives at once, in ask order (evaluated inline)."""
+    es = OnePlusOneES(budget=budget, num_workers=workers, seed=seed)
+    Driver(es, budget, workers).run(lambda proposals: [fitness(p.candidate) for p in proposals])
     return [p.candidate for p in es.proposals]
 
 
 def test_parallel_es_in_ask_order_is_the_same_search_whatever_the_timing():
-    reference = sequential_protocol(OnePlusOneES(budget=24, num_workers=4, seed=3))
+    reference = in_order(24, 4, seed=3)
     for seed in (1, 2):
         es = OnePlusOneES(budget=24, num_workers=4, seed=3)
         workers = Shuffled(seed)
@@ -62,7 +57,7 @@ class Stop(Exception):
 
 
 def test_a_search_stopped_after_a_tell_resumes_from_its_checkpoint_identically():
-    reference = sequential_protocol(OnePlusOneES(budget=20, num_workers=3, seed=9))
+    reference = in_order(20, 3, seed=9)
     es = OnePlusOneES(budget=20, num_workers=3, seed=9)
     saved = {}
 
