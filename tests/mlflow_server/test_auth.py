@@ -155,9 +155,12 @@ def test_loopback_is_open_unless_told(host):
 def test_a_first_start_without_a_password_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv(ADMIN_PASSWORD, raising=False)
     config = ServerConfig(home=tmp_path, host="0.0.0.0", port=_free_port())
-    with pytest.raises(RuntimeError, match=ADMIN_PASSWORD):
-        start(config)
-    assert not (tmp_path / "server.json").exists()  # nothing was started
+    try:
+        with pytest.raises(RuntimeError, match=ADMIN_PASSWORD):
+            start(config)
+        assert not (tmp_path / "server.json").exists()  # nothing was started
+    finally:
+        stop(tmp_path)  # a server started by a broken check is not left behind
 
 
 def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):
@@ -168,5 +171,8 @@ def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):
     config = ServerConfig(
         home=tmp_path / "home", auth=True, port=_free_port(), admin_password_file=str(secret)
     )
-    with pytest.raises(RuntimeError, match="chmod 600"):
-        start(config)
+    try:
+        with pytest.raises(RuntimeError, match="chmod 600"):
+            start(config)
+    finally:
+        stop(config.home)
