@@ -109,10 +109,14 @@ def test_bns_ft_equals_the_standalone_network_with_batch_statistics(cells, data)
         with torch.no_grad():
             net(scorer.bn_x)
             net.eval()
-            acc = int((net(data["validation"].x).argmax(1) == data["validation"].y).sum()) / len(
-                data["validation"]
-            )
-        assert got == pytest.approx(acc, abs=1e-9)
+            logits = net(data["validation"].x)
+        n = len(data["validation"])
+        acc = int((logits.argmax(1) == data["validation"].y).sum()) / n
+        # equal up to near-ties: the two graphs sum in another order, so an image whose two best
+        # logits are within float noise may flip (seen: 1 of 359 on one CPU, none on another)
+        top2 = logits.topk(2, dim=1).values
+        ties = int((top2[:, 0] - top2[:, 1] < 1e-4).sum())
+        assert abs(got - acc) <= ties / n + 1e-9
     no_ft = scorer.score(specs, "NO-FT")
     assert np.array_equal(no_ft, scorer.score(specs, "NO-FT"))
     with pytest.raises(ValueError, match="mode must be one of"):
