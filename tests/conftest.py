@@ -75,6 +75,12 @@ def _ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.fixture(scope="session")
+def free_ports():
+    """`free_ports(n)`: n distinct free TCP ports on 127.0.0.1."""
+    return _ports
+
+
 class RayHead:
     """A private Ray head (`ray start --head --block`) that a test can kill and restart."""
 

@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import urllib.error
 import urllib.request
 
@@ -32,14 +31,8 @@ USER = "sweeps-admin"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, free_ports):
     """(config, password): a basic-auth server whose admin password comes from a 0600 file."""
     secret = tmp_path_factory.mktemp("secret") / "mlflow-admin"
     password = secrets.token_urlsafe(18)
@@ -47,7 +40,7 @@ def server(tmp_path_factory):
     secret.chmod(0o600)
     home = tmp_path_factory.mktemp("mlflow-auth")
     config = ServerConfig(
-        home=home, port=_free_port(), auth=True, admin_username=USER, admin_password_file=str(secret)
+        home=home, port=free_ports(1)[0], auth=True, admin_username=USER, admin_password_file=str(secret)
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(ADMIN_PASSWORD, raising=False)
@@ -152,9 +145,9 @@ def test_loopback_is_open_unless_told(host):
     assert ServerConfig(host=host, auth=True).authenticated
 
 
-def test_a_first_start_without_a_password_is_refused(tmp_path, monkeypatch):
+def test_a_first_start_without_a_password_is_refused(tmp_path, monkeypatch, free_ports):
     monkeypatch.delenv(ADMIN_PASSWORD, raising=False)
-    config = ServerConfig(home=tmp_path, host="0.0.0.0", port=_free_port())
+    config = ServerConfig(home=tmp_path, host="0.0.0.0", port=free_ports(1)[0])
     try:
         with pytest.raises(RuntimeError, match=ADMIN_PASSWORD):
             start(config)
@@ -163,13 +156,13 @@ def test_a_first_start_without_a_password_is_refused(tmp_path, monkeypatch):
         stop(tmp_path)  # a server started by a broken check is not left behind
 
 
-def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):
+def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch, free_ports):
     monkeypatch.delenv(ADMIN_PASSWORD, raising=False)
     secret = tmp_path / "pw"
     secret.write_text("a-long-enough-password\n")
     secret.chmod(0o644)
     config = ServerConfig(
-        home=tmp_path / "home", auth=True, port=_free_port(), admin_password_file=str(secret)
+        home=tmp_path / "home", auth=True, port=free_ports(1)[0], admin_password_file=str(secret)
     )
     try:
         with pytest.raises(RuntimeError, match="chmod 600"):

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import secrets
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,16 +30,6 @@ from core.paths import REPO_ROOT
 
 RAY = str(Path(sys.executable).parent / "ray")
 LOOPBACK = ("127.", "::1", "::ffff:127.")  # this test's own idea of loopback, not the code's
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
@@ -99,13 +89,13 @@ def http_status(url: str, token: str | None = None) -> int:
         return 0
 
 
-JOB = """
+PROBE = """
 import pathlib, sys, time
 sys.path.insert(0, {repo!r})
 import ray
 from cluster.runtime import init_ray
 
-init_ray()  # as every job does: RAY_ADDRESS, set by `ray job submit`
+init_ray({init})  # a job on a cluster: RAY_ADDRESS, set by `ray job submit`; else its own instance
 
 
 @ray.remote
@@ -116,12 +106,21 @@ class Probe:
 
 probe = Probe.remote()
 ray.get(probe.ping.remote())
-pathlib.Path({marker!r}).write_text("ready")
-time.sleep(600)
+pathlib.Path({ready!r}).write_text("ready")
+while not pathlib.Path({done!r}).exists():  # measured from outside meanwhile
+    time.sleep(0.5)
+ray.shutdown()
 """
 
 
-def test_ray_up_cluster_and_a_job_on_it_listen_on_loopback_only(tmp_path):
+def probe_script(tmp_path: Path, init: str = "") -> tuple[Path, Path, Path]:
+    """(script, ready, done): a driver with an actor that writes `ready`, then waits for `done`."""
+    script, ready, done = tmp_path / "probe.py", tmp_path / "ready", tmp_path / "done"
+    script.write_text(PROBE.format(repo=str(REPO_ROOT), init=init, ready=str(ready), done=str(done)))
+    return script, ready, done
+
+
+def test_ray_up_cluster_and_a_job_on_it_listen_on_loopback_only(tmp_path, free_ports):
     gcs, dashboard, agent, client = free_ports(4)
     temp = tempfile.mkdtemp(prefix="rsec", dir="/tmp")  # short: Ray's socket paths have a limit
     token = secrets.token_hex(32)  # found by the recipe's token step: nothing written to ~/.ray
@@ -144,21 +143,21 @@ def test_ray_up_cluster_and_a_job_on_it_listen_on_loopback_only(tmp_path):
     try:
         wait_for(lambda: http_status(f"{api}/api/version", token) == 200, 240, "no Ray head", log)
         assert http_status(f"{api}/api/jobs/") == 401  # token authentication: none, no answer
-        marker = tmp_path / "job-ready"
-        (tmp_path / "job.py").write_text(JOB.format(repo=str(REPO_ROOT), marker=str(marker)))
+        script, ready, done = probe_script(tmp_path)
         submitted = subprocess.run(
-            [RAY, "job", "submit", "--address", api, "--no-wait", "--", "python", str(tmp_path / "job.py")],
+            [RAY, "job", "submit", "--address", api, "--no-wait", "--", "python", str(script)],
             env=env | {"RAY_AUTH_MODE": "token"},
             capture_output=True,
             text=True,
             timeout=180,
         )
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-        wait_for(marker.exists, 240, "the job's actor did not answer", log)
+        wait_for(ready.exists, 240, "the job's actor did not answer", log)
         listeners = listening(process_tree(make.pid))
+        done.touch()
     finally:
         kill(process_tree(make.pid))
-        subprocess.run(["rm", "-rf", temp], check=False)
+        shutil.rmtree(temp, ignore_errors=True)
     names = {name for _, _, name in listeners}
     ports = {port for _, port, _ in listeners}
     assert {gcs, dashboard, agent, client} <= ports, listeners  # the measurement sees the cluster
@@ -166,43 +165,16 @@ def test_ray_up_cluster_and_a_job_on_it_listen_on_loopback_only(tmp_path):
     assert not exposed(listeners), f"listening beyond loopback: {exposed(listeners)}"
 
 
-LOCAL = """
-import json, sys
-sys.path.insert(0, {repo!r})
-import ray
-from cluster.runtime import init_ray
-
-init_ray(num_cpus=1)
-
-
-@ray.remote
-class Probe:
-    def ping(self):
-        return 1
-
-
-probe = Probe.remote()
-ray.get([probe.ping.remote(), ray.remote(lambda: 1).remote()])
-print("ready", flush=True)
-sys.stdin.readline()  # measured from outside meanwhile
-ray.shutdown()
-"""
-
-
-def test_the_private_ray_instance_of_a_job_listens_on_loopback_only():
+def test_the_private_ray_instance_of_a_job_listens_on_loopback_only(tmp_path):
+    script, ready, done = probe_script(tmp_path, init="num_cpus=1")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_AUTH_MODE": "disabled"}
-    driver = subprocess.Popen(
-        [sys.executable, "-c", LOCAL.format(repo=str(REPO_ROOT))],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    driver = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True)
     try:
-        assert driver.stdout.readline().strip() == "ready"
+        wait_for(lambda: ready.exists() or driver.poll() is not None, 240, "the driver did not start")
+        assert driver.poll() is None, f"the driver exited with {driver.returncode}"
         listeners = listening(process_tree(driver.pid))
-        driver.communicate("\n", timeout=120)
+        done.touch()
+        driver.wait(120)
     finally:
         kill(process_tree(driver.pid))
     names = {name for _, _, name in listeners}
@@ -210,7 +182,7 @@ def test_the_private_ray_instance_of_a_job_listens_on_loopback_only():
     assert not exposed(listeners), f"listening beyond loopback: {exposed(listeners)}"
 
 
-def test_the_tracking_server_listens_on_loopback_only(tmp_path):
+def test_the_tracking_server_listens_on_loopback_only(tmp_path, free_ports):
     """As `make mlflow-start` starts it (the authenticated one: tests/mlflow_server/test_auth.py)."""
     (port,) = free_ports(1)
     home = tmp_path / "mlflow"
