@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -158,41 +157,3 @@ def fail(err: Exception) -> int:
     """A bad config or input: the message on stderr, exit status 2, nothing started."""
     print(f"error: {err}", file=sys.stderr)
     return 2
-
-
-def _run_id(result) -> str | None:
-    return result.get("run_id") if isinstance(result, dict) else getattr(result, "run_id", None)
-
-
-def close_sweep(
-    tracker,
-    parent: str,
-    outcome,
-    files: list,
-    markdown: str,
-    start: float,
-    uri: str,
-    config,
-    noun: str = "units",
-) -> int:
-    """Log the sweep's counts and files on its parent run, print the report and where it is."""
-    units = len(outcome.ran) + len(outcome.skipped)
-    kept = {k: _run_id(r) for k, r in outcome.results.items() if _run_id(r)}
-    duplicates = tracker.prune_duplicates(parent, kept)
-    if duplicates:
-        print(f"removed {duplicates} duplicate unit run(s) left by an interrupted attempt")
-    metrics = {
-        "units": units,
-        "units_run": len(outcome.ran),
-        "units_skipped": len(outcome.skipped),
-        "wall_seconds": time.perf_counter() - start,
-        "duplicate_runs_removed": duplicates,
-    }
-    tracker.finish_sweep(parent, metrics, files)
-    print(markdown)
-    print(
-        f"{units} {noun} ({len(outcome.ran)} run, {len(outcome.skipped)} reused) "
-        f"in {metrics['wall_seconds']:.0f} s; "
-        f"results in {config.output_dir}/ and MLflow run {parent} at {uri} (experiment {config.experiment!r})"
-    )
-    return 0
