@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from cluster.job_registry import CONFIG_VARIABLE, lookup
+from cluster.queue.registry import CONFIG_VARIABLE, lookup
 from cluster.queue.store import ACTIVE, TERMINAL, JobQueue, QueuedJob
 from cluster.tracking import QUEUE_JOB, QUEUE_JOB_VARIABLE, TrackingServer
 from core.config import ConfigError

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from cluster.job_registry import JobSpec, register
 from cluster.queue.client import Client, ClusterUnreachable
+from cluster.queue.registry import JobSpec, register
 from core.config import ConfigError
 from core.paths import REPO_ROOT
 
