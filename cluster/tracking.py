@@ -249,6 +249,19 @@ class Tracker:
         for start in range(0, len(batch), 1000):  # MLflow's batch limit
             self.client.log_batch(run_id, metrics=batch[start : start + 1000])
 
+    def log_curve(self, run_id: str, steps, series: dict, max_points: int = 1000) -> int:
+        """Curves against a step axis (e.g. regret and simulated time against evaluation index),
+        as step metrics the UI can overlay; at most `max_points` points, always keeping the first
+        and the last. Returns the points logged."""
+        import numpy as np
+
+        steps = np.asarray(steps)
+        columns = {name: np.asarray(values, dtype=float) for name, values in series.items()}
+        keep = np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round().astype(int))
+        records = [{"_step": int(steps[i])} | {k: v[i] for k, v in columns.items()} for i in keep]
+        self.log_steps(run_id, records, "_step")
+        return len(keep)
+
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
         """End a run as FINISHED, FAILED or KILLED (with the reason, when there is one)."""
         if error:

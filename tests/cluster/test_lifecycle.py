@@ -136,3 +136,18 @@ def test_ctrl_c_kills_the_sweep_and_a_completed_one_is_finished(tmp_path):
         assert sweep.close(Outcome(), [], "report", tmp_path) == 0
     run = _parent(tracker)
     assert run.info.status == "FINISHED" and run.data.metrics["units"] == 0
+
+
+def test_log_curve_subsamples_and_keeps_both_ends(tmp_path):
+    tracker = Tracker(f"file:{tmp_path / 'mlruns'}", "curves")
+    run_id = tracker.start_sweep("c", "k", {})
+    steps = list(range(1, 5001))
+    regret = [1.0 / s for s in steps]
+    series = {"regret": regret, "sim_time": [2.0 * s for s in steps]}
+    assert tracker.log_curve(run_id, steps, series, max_points=100) == 100
+    history = sorted(tracker.client.get_metric_history(run_id, "regret"), key=lambda m: m.step)
+    assert len(history) == 100 and history[0].step == 1 and history[-1].step == 5000
+    assert history[-1].value == 1.0 / 5000 and all(m.value == 1.0 / m.step for m in history)
+    times = tracker.client.get_metric_history(run_id, "sim_time")
+    assert all(m.value == 2.0 * m.step for m in times)
+    assert tracker.log_curve(run_id, [1, 2], {"regret": [0.5, 0.25]}) == 2  # short curves whole
