@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,19 +87,79 @@ class Outcome:
 
 
 def _actor_died(err: Exception) -> bool:
-    import ray
-
     return isinstance(err, ray.exceptions.RayActorError)
+
+
+class Readiness:
+    """Which units can start, kept by dependency counts: each unit knows how many of its
+    dependencies have no result yet, each dependency the units waiting on it, so a result costs
+    work in proportion to its dependents, never a scan of every pending unit."""
+
+    def __init__(self, nodes: list[Node], results: dict):
+        self.ready: deque[Node] = deque()  # in the order of `nodes`, then as they become ready
+        self._unmet: dict[str, int] = {}
+        self._dependents: dict[str, list[Node]] = {}
+        for node in nodes:
+            if node.unit.key in results:
+                continue
+            unmet = [d for d in dict.fromkeys(node.deps) if d not in results]
+            for dep in unmet:
+                self._dependents.setdefault(dep, []).append(node)
+            if unmet:
+                self._unmet[node.unit.key] = len(unmet)
+            else:
+                self.ready.append(node)
+
+    @property
+    def blocked(self) -> int:
+        """Units still waiting for a dependency."""
+        return len(self._unmet)
+
+    def resolved(self, key: str) -> None:
+        """Unit `key` has its result: its dependents with nothing else missing become ready."""
+        for node in self._dependents.pop(key, ()):
+            left = self._unmet[node.unit.key] - 1
+            if left:
+                self._unmet[node.unit.key] = left
+            else:
+                del self._unmet[node.unit.key]
+                self.ready.append(node)
+
+
+class Completions:
+    """Launched ObjectRefs in the order they finish: each ref's future puts it on a queue, so a
+    wait costs the same however many units are in flight (`ray.wait` scans every ref it is
+    given: quadratic over a sweep)."""
+
+    def __init__(self):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._futures: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def add(self, ref) -> None:
+        future = ref.future()
+        self._futures[ref] = future
+        future.add_done_callback(lambda _f, ref=ref: self._queue.put(ref))
+
+    def next(self):
+        """The next finished ref and its future (holding its value, or its error)."""
+        while True:
+            try:
+                ref = self._queue.get(timeout=1.0)  # a timeout keeps Ctrl-C responsive
+            except queue.Empty:
+                continue
+            return ref, self._futures.pop(ref)
 
 
 def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Outcome:
     """Run every unfinished node as soon as the nodes it depends on have results.
 
     Ray queues the launched work on the resources each asked for (GPUs, CPUs), so the devices
-    stay busy while the driver only tracks readiness and prints progress.
+    stay busy while the driver only tracks readiness and prints progress; its work per unit is
+    constant (dependency counts, a completion queue), whatever the size of the sweep.
     """
-    import ray
-
     by_key = {n.unit.key: n for n in nodes}
     if len(by_key) != len(nodes):
         raise ValueError("two units of the sweep have the same key: their configs are identical")
@@ -113,45 +175,50 @@ def run_graph(nodes: list[Node], tracker: Tracker, label: str = "units") -> Outc
             results[key] = node.reuse(node.unit, run_id)
         else:
             results[key] = tracker.read_result(key, run_id, node.tables)
-    pending = [n for n in nodes if n.unit.key not in results]
+    readiness = Readiness(nodes, results)
+    to_run = len(nodes) - len(results)
     print(
         f"{label}: {len(nodes)} units, {len(skipped)} already finished in MLflow (skipped), "
-        f"{len(pending)} to run"
+        f"{to_run} to run"
     )
-    progress = Progress(len(pending), label, unit="units", every=10) if pending else None
-    in_flight: dict = {}
+    progress = Progress(to_run, label, unit="units", every=10) if to_run else None
+    in_flight: dict = {}  # ref -> unit key
+    completions = Completions()
     relaunched: dict[str, int] = {}
 
     def launch(node: Node) -> None:
-        in_flight[node.launch(node.unit, {d: results[d] for d in node.deps})] = node.unit.key
+        ref = node.launch(node.unit, {d: results[d] for d in node.deps})
+        in_flight[ref] = node.unit.key
+        completions.add(ref)
 
-    while pending or in_flight:
-        ready = [n for n in pending if all(d in results for d in n.deps)]
-        for node in ready:
-            launch(node)
-            pending.remove(node)
+    while readiness.ready or in_flight:
+        while readiness.ready:
+            launch(readiness.ready.popleft())
         if not in_flight:
-            raise RuntimeError(f"{len(pending)} units can never start: their dependencies form a cycle")
-        done, _ = ray.wait(list(in_flight), num_returns=1)
-        for ref in done:
-            key = in_flight.pop(ref)
-            node = by_key[key]
-            try:
-                results[key] = ray.get(ref)
-            except Exception as err:
-                if node.pool is None or not _actor_died(err) or relaunched.get(key, 0) >= node.max_relaunch:
-                    raise
-                relaunched[key] = relaunched.get(key, 0) + 1
-                node.pool.failed(ref)
-                why = type(err).__name__
-                print(f"{node.unit.name}: its actor died ({why}); launching it again", flush=True)
-                launch(node)
-                continue
-            if node.pool is not None:
-                node.pool.done(ref)
-            if node.done:
-                node.done(node.unit, results[key])
-            progress.update()
+            break
+        ref, future = completions.next()
+        key = in_flight.pop(ref)
+        node = by_key[key]
+        try:
+            # a failure is raised by ray.get, as the workloads expect its exceptions
+            results[key] = future.result() if future.exception() is None else ray.get(ref)
+        except Exception as err:
+            if node.pool is None or not _actor_died(err) or relaunched.get(key, 0) >= node.max_relaunch:
+                raise
+            relaunched[key] = relaunched.get(key, 0) + 1
+            node.pool.failed(ref)
+            why = type(err).__name__
+            print(f"{node.unit.name}: its actor died ({why}); launching it again", flush=True)
+            launch(node)
+            continue
+        if node.pool is not None:
+            node.pool.done(ref)
+        if node.done:
+            node.done(node.unit, results[key])
+        readiness.resolved(key)
+        progress.update()
+    if readiness.blocked:
+        raise RuntimeError(f"{readiness.blocked} units can never start: their dependencies form a cycle")
     return Outcome(results, set(by_key) - set(skipped), skipped)
 
 
