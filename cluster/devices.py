@@ -36,6 +36,19 @@ def assigned_device() -> str:
     return "cuda"
 
 
+def placement() -> dict[str, str]:
+    """Where this worker runs, as run params: Ray's node id, the GPU ids Ray assigned and the
+    GPU share it asked for ('0' outside a GPU actor); empty outside a Ray worker."""
+    import ray
+
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+        return {}
+    context = ray.get_runtime_context()
+    gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
+    share = context.get_assigned_resources().get("GPU", 0.0)
+    return {"node_id": context.get_node_id(), "gpu_ids": gpu_ids or "none", "gpus": f"{share:g}"}
+
+
 def cluster_gpus() -> float:
     """GPUs in the Ray cluster (0 on a CPU-only cluster)."""
     import ray

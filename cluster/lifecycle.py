@@ -66,16 +66,19 @@ class Resumable:
 def run_resumable(unit, target, work: Resumable, device: str, fault: dict | None = None, track: bool = True):
     """Run one resumable unit on `device` to its end; a `UnitResult`. With `track=False` (the other
     ranks of a data-parallel gang) nothing is logged, restored or saved: rank 0 does it."""
+    from cluster.devices import placement
     from cluster.scheduler import maybe_die
     from cluster.units import UnitResult
 
     tracker = target.tracker() if track else None
-    run_id = ""
+    run_id, where = "", placement()  # node and GPU ids: params of the first attempt, info of this one
     if tracker:
-        params = work.params | {"device": device}
+        params = work.params | {"device": device} | where
         run_id = tracker.open_unit(target.parent_run_id, unit.key, unit.name, params, work.tags)
     trainer = work.setup(device)
     resumed_from = _restore(unit, trainer, work, tracker, run_id, device) if tracker else 0
+    if resumed_from and where:  # params keep the first attempt's node: say where it resumed
+        tracker.set_tags(run_id, {"resumed_on_node": where["node_id"], "resumed_on_gpus": where["gpu_ids"]})
     start, pending, saved_at = time.perf_counter(), [], trainer.position
     while trainer.position < trainer.total:
         pending.append(trainer.step() | {work.step_name: trainer.position})
@@ -95,7 +98,7 @@ def run_resumable(unit, target, work: Resumable, device: str, fault: dict | None
     if tracker:
         tracker.close_unit(run_id, metrics, tables)
         _drop_local(work)
-    return UnitResult(unit.key, run_id, metrics, tables, info={"device": device})
+    return UnitResult(unit.key, run_id, metrics, tables, info={"device": device} | where)
 
 
 def _restore(unit, trainer: Trainable, work: Resumable, tracker, run_id: str, device: str) -> int:

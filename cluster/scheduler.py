@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ from cluster.tracking import Tracker
 from cluster.units import Unit, UnitResult
 from core.progress import Progress
 
-FAULT_ENV = "SWEEPS_FAULT_INJECTION"  # JSON {"unit": "<unit name>", "marker": "<file>"}: testing hook
+# Testing hook, JSON {"unit": "<unit name>", "marker": "<file>"[, "hold": true]}: the worker running
+# that unit dies once at its fault point, or with "hold" writes where it runs into the marker and
+# waits there until "<marker>.release" exists (a test removes its node, or stops a server, meanwhile).
+FAULT_ENV = "SWEEPS_FAULT_INJECTION"
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,17 @@ def fault_hook() -> dict | None:
 
 
 def maybe_die(unit: Unit, fault: dict | None) -> None:
-    """Kill this worker process once when the fault hook names this unit (marker file = once)."""
+    """Kill this worker process once when the fault hook names this unit (marker file = once), or
+    hold it there (see FAULT_ENV)."""
     if fault and fault.get("unit") == unit.name and not Path(fault["marker"]).exists():
-        Path(fault["marker"]).write_text(str(os.getpid()))
-        os._exit(17)
+        if not fault.get("hold"):
+            Path(fault["marker"]).write_text(str(os.getpid()))
+            os._exit(17)
+        from cluster.devices import placement
+
+        Path(fault["marker"]).write_text(json.dumps({"pid": os.getpid()} | placement()))
+        while not Path(fault["marker"] + ".release").exists():
+            time.sleep(0.2)
 
 
 @dataclass(frozen=True)

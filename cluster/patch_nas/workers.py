@@ -19,7 +19,7 @@ from datetime import timedelta
 import pyarrow as pa
 import ray
 
-from cluster.devices import assigned_device, cluster_gpus
+from cluster.devices import assigned_device, cluster_gpus, placement
 from cluster.lifecycle import Resumable, run_resumable
 from cluster.patch_nas.config import FractureNASConfig
 from cluster.patch_nas.jobs import TimmModel, TrainingJob
@@ -56,6 +56,18 @@ class PatchFineTuner:
         self.cluster, self.rank, self.world = cluster, rank, world
         self.device = assigned_device()
         self._supernets: dict = {}
+        self._gang: dict = {}  # every rank's node and GPU ids, params of rank 0's runs
+
+    def placement(self) -> dict:
+        """This worker's node id and GPU ids (cluster.devices.placement)."""
+        return placement()
+
+    def gang(self, ranks: list[dict]) -> None:
+        """Where every rank of the gang runs (node ids, GPU ids per rank), logged with each job."""
+        self._gang = {
+            "gang_node_ids": ",".join(r.get("node_id", "?") for r in ranks),
+            "gang_gpu_ids": ";".join(r.get("gpu_ids", "?") for r in ranks),
+        }
 
     def address(self) -> tuple[str, int]:
         """This node's IP and a free port: the rendezvous of the gang's process group."""
@@ -133,7 +145,7 @@ class PatchFineTuner:
             "role": job.role,
             "workers": self.world,
             "macs_reference_size": job.macs_reference,
-        }
+        } | self._gang
         return Resumable(setup, finish, params, tags={"role": job.role}, checkpoint_every=None)
 
     def _metrics(self, job: TrainingJob, model, result, seconds: float) -> dict:
@@ -203,6 +215,8 @@ class WorkerCluster:
         if self.world > 1:
             host, port = ray.get(self.actors[0].address.remote())
             ray.get([a.join.remote(host, port, config.collective_timeout_s) for a in self.actors])
+        self.placements = ray.get([a.placement.remote() for a in self.actors])  # the nodes Ray chose
+        ray.get(self.actors[0].gang.remote(self.placements))
 
     def submit(self, job: TrainingJob, data_ref, target: TrackingTarget, fault) -> list:
         """Every rank's call for one job (rank 0's returns the result)."""
