@@ -54,6 +54,62 @@ def _metrics(values: dict, step: int = 0) -> list[Metric]:
     return [Metric(k, float(v), ts, step) for k, v in sorted(values.items()) if v is not None]
 
 
+PATIENCE_VARIABLE = "SWEEPS_TRACKING_PATIENCE_S"  # seconds a call waits for the server (600)
+
+
+class Patient:
+    """An MlflowClient whose calls wait out an unreachable tracking server (restarted, a network
+    blip): each call is retried after 1, 2, 4 ... 30 s, every wait printed to the job's log, for at
+    most $SWEEPS_TRACKING_PATIENCE_S seconds (default 600); then the error is raised. MLflow's own
+    silent HTTP retries are cut to 2 (unless MLFLOW_HTTP_REQUEST_MAX_RETRIES says otherwise)."""
+
+    def __init__(self, client: MlflowClient):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        self._client = client
+
+    def __getattr__(self, name: str):
+        call = getattr(self._client, name)
+        if not callable(call):
+            return call
+
+        def patiently(*args, **kwargs):
+            budget = float(os.environ.get(PATIENCE_VARIABLE, "600"))
+            start, wait = time.monotonic(), 1.0
+            while True:
+                try:
+                    return call(*args, **kwargs)
+                except Exception as err:
+                    spent = time.monotonic() - start
+                    if not _unreachable(err) or spent + wait > budget:
+                        raise
+                    print(
+                        f"tracking server {self._client.tracking_uri} unreachable ({str(err)[:200]}): "
+                        f"{name} retried in {wait:.0f} s ({spent:.0f} s of at most {budget:.0f} s)",
+                        flush=True,
+                    )
+                    time.sleep(wait)
+                    wait = min(2 * wait, 30.0)
+
+        return patiently
+
+
+def _unreachable(err: Exception) -> bool:
+    """A refused or dropped connection, a timeout, or the server (or its proxy) saying it is down."""
+    import re
+
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if not isinstance(err, MlflowException):
+        return False
+    text = str(err)
+    down = ("Connection refused", "Connection reset", "Connection aborted", "timed out", "Max retries")
+    busy = re.search(r"error code (429|5\d\d) ", text)  # the server answered: overloaded or failing
+    return bool(busy) or err.get_http_status_code() in (429, 503) or any(d in text for d in down)
+
+
 class Tracker:
     """Thin layer over MlflowClient for sweeps: works with a server URI or a `file:` store."""
 
@@ -63,7 +119,7 @@ class Tracker:
         if tracking_uri.startswith("file:"):  # MLflow 3 keeps file stores behind an opt-in
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
+        self.client = Patient(MlflowClient(tracking_uri))  # waits out a restarting server
         found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
         self.experiment = experiment
