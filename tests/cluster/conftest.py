@@ -15,3 +15,17 @@ def ray_cluster():
     init_ray(num_cpus=2)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+
+@pytest.fixture
+def sweep_status():
+    """(status, `sweeps.error` tag) of the one parent run of an experiment."""
+    from cluster.tracking import ERROR, KIND, Tracker
+
+    def find(uri: str, experiment: str) -> tuple[str, str | None]:
+        tracker = Tracker(uri, experiment)
+        (run,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
+        return run.info.status, run.data.tags.get(ERROR)
+
+    return find

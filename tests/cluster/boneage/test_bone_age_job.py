@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cluster.boneage import VARIANTS, load_job_config
-from cluster.tracking import ERROR, KIND, UNIT_KEY, Tracker
+from cluster.tracking import KIND, UNIT_KEY, Tracker
 from core.config import ConfigError
 
 TINY = [
@@ -114,7 +114,7 @@ def test_bad_config_and_bad_data_stop_before_any_run(tmp_path, monkeypatch, caps
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "out").exists()
 
 
-def test_a_failure_after_the_parent_run_starts_marks_it_failed(tmp_path, monkeypatch):
+def test_a_failure_after_the_parent_run_starts_marks_it_failed(tmp_path, monkeypatch, sweep_status):
     import jobs.bone_age as job
 
     def broken(*_args):
@@ -126,10 +126,7 @@ def test_a_failure_after_the_parent_run_starts_marks_it_failed(tmp_path, monkeyp
     args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out"), "--variants", "rsna"] + TINY
     with pytest.raises(RuntimeError, match="could not start"):
         job.main(args)
-    tracker = Tracker(uri, "bone-age")
-    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
-    assert parent.info.status == "FAILED"
-    assert parent.data.tags[ERROR] == "RuntimeError: the trainer pool could not start"
+    assert sweep_status(uri, "bone-age") == ("FAILED", "RuntimeError: the trainer pool could not start")
     assert not (tmp_path / "out").exists()
 
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from cluster.tracking import ERROR, KIND, Tracker
+from cluster.tracking import KIND, Tracker
 
 TINY = [
     "synthetic_studies=20",
@@ -153,7 +153,7 @@ def test_an_actor_loads_its_splits_once_for_all_its_units(tmp_path, monkeypatch)
     assert tested.table("curves.parquet").num_rows > 0 and 0 <= tested.metrics["roc_auc"] <= 1
 
 
-def test_an_error_after_the_parent_run_starts_fails_it(tmp_path, monkeypatch):
+def test_an_error_after_the_parent_run_starts_fails_it(tmp_path, monkeypatch, sweep_status):
     import jobs.fracture_detection as job
 
     def no_ray(address):
@@ -166,10 +166,7 @@ def test_an_error_after_the_parent_run_starts_fails_it(tmp_path, monkeypatch):
         args += ["--set", item]
     with pytest.raises(RuntimeError, match="no Ray cluster here"):
         job.main(args)
-    tracker = Tracker(uri, "fracture-detection")
-    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
-    assert parent.info.status == "FAILED"
-    assert parent.data.tags[ERROR] == "RuntimeError: no Ray cluster here"
+    assert sweep_status(uri, "fracture-detection") == ("FAILED", "RuntimeError: no Ray cluster here")
 
 
 def test_embedded_default_learns_to_detect(ray_cluster, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cluster.tracking import ERROR, KIND, UNIT_KEY, Tracker
+from cluster.tracking import KIND, UNIT_KEY, Tracker
 from search.es import OnePlusOneES
 from search.ofa_space import OFA_REFERENCE, canonical, genome_key
 
@@ -226,7 +226,7 @@ def test_a_cluster_of_two_workers_trains_with_data_parallelism(ray_cluster, cach
 
 
 def test_an_error_after_the_parent_run_starts_leaves_it_failed_with_the_error(
-    tmp_path, cache_dir, monkeypatch
+    tmp_path, cache_dir, monkeypatch, sweep_status
 ):
     """The sweep lifecycle (cluster.sweep.open_sweep): the parent run exists, the search then
     fails; the run is FAILED and its sweeps.error tag names the error."""
@@ -242,7 +242,5 @@ def test_an_error_after_the_parent_run_starts_leaves_it_failed_with_the_error(
     args = ["--preset", "smoke", "--no-final", "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")]
     with pytest.raises(RuntimeError, match="unreachable"):
         job.main(args)
-    tracker = Tracker(uri, "fracture-nas")
-    (parent,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
-    assert parent.info.status == "FAILED"
-    assert parent.data.tags[ERROR] == "RuntimeError: the search checkpoint store is unreachable"
+    error = "RuntimeError: the search checkpoint store is unreachable"
+    assert sweep_status(uri, "fracture-nas") == ("FAILED", error)

@@ -1,21 +1,11 @@
-"""Fixtures of the bone-age tests: one torch thread, a tiny synthetic set written once."""
+"""Fixtures of the bone-age tests: a tiny synthetic set written once (one torch thread: ../conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from core.boneage.config import SyntheticConfig
 from core.boneage.synthetic import synthetic_sources, write_synthetic
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny convolutions are faster and the 2-core CI machine is not oversubscribed."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

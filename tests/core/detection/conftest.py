@@ -38,13 +38,3 @@ def tiny_data():
 
     return synthetic_dataset(SyntheticSpec(studies=8, image_size=64, seed=1))
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared CPU, oversubscribed threads are several times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -34,13 +34,3 @@ def tiny_data(tiny_patches):
 
     return prepare(tiny_patches, 32, in_memory=True, verbose=False)
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks train faster on one thread, and the test machine's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
