@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.config import Config, Presets, load_config, parse_override
+from core.config import Config, ConfigError, Presets, load_config, parse_override
 
 
 def csv_list(text: str) -> list[str]:
@@ -119,7 +119,8 @@ def job_parser(doc: str, config_help: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--config", help=f"{config_help}: a YAML/JSON file, or env:NAME (JSON in a variable)")
     p.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: the local server, started if needed)"
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the local server, started if needed)",
     )
     p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS or a local cluster)")
     p.add_argument("--output-dir")
@@ -142,15 +143,73 @@ def overrides(args, **flags) -> dict:
     return out
 
 
-def tracking_uri(config) -> str:
-    """The configured URI, else the project's local MLflow server (started if needed)."""
-    if config.tracking_uri:
-        return config.tracking_uri
-    from mlflow_server.server import start
+def tracking_uri(config, dry_run: bool = False) -> str | None:
+    """Where the job logs: --tracking-uri, else MLFLOW_TRACKING_URI, else the project's local
+    server, started if needed (mlflow_server.uri); checked before any work (TrackingUnreachable
+    naming the URI within ~10 s). A dry run starts nothing: None when no store is there yet."""
+    from mlflow_server import uri as where
 
-    url = start()
-    print(f"MLflow tracking server: {url}")
-    return url
+    if not dry_run:
+        found = where.resolve(config.tracking_uri)
+        print(f"MLflow tracking: {found}")
+        return found.uri
+    found = where.peek(config.tracking_uri)
+    if found is None:
+        print(f"MLflow tracking: nothing at {where.choose(config.tracking_uri)} yet (a dry run starts none)")
+        return None
+    print(f"MLflow tracking: {found}")
+    return found.uri
+
+
+def open_tracker(config, dry_run: bool = False):
+    """The job's Tracker (`tracking_uri`'s rule). A dry run only reads: it creates no experiment,
+    and gets None when there is no store to read."""
+    from cluster.tracking import Tracker
+
+    uri = tracking_uri(config, dry_run)
+    return Tracker(uri, config.experiment, create=not dry_run) if uri else None
+
+
+def finished_units(tracker) -> dict[str, str]:
+    """What a dry run counts as reused: every finished unit on the server (none without one)."""
+    return tracker.finished_units() if tracker else {}
+
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the input's fault, not the code's: an `error:` line and exit status 2."""
+    import pickle
+
+    from mlflow_server.uri import TrackingUnreachable
+
+    return (
+        ConfigError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        pickle.UnpicklingError,
+        TrackingUnreachable,
+    )
+
+
+def job_main(*errors: type[BaseException]) -> Callable:
+    """Decorate a job's main(argv): any input error (`input_errors()`, plus `errors`) raised
+    anywhere in it, before or during the work, ends it with one `error:` line and exit status 2,
+    no traceback (an open sweep is marked FAILED with it first). Anything else is a bug: traceback."""
+
+    def decorate(main: Callable) -> Callable:
+        import functools
+
+        @functools.wraps(main)
+        def wrapper(argv=None) -> int:
+            try:
+                return main(argv)
+            except (*input_errors(), *errors) as err:
+                return fail(err)
+
+        return wrapper
+
+    return decorate
 
 
 def fail(err: Exception) -> int:

@@ -9,9 +9,13 @@ owns the rest:
 1. open the unit's MLflow run (an unfinished run of the same key is reopened: it holds the
    checkpoint this attempt resumes from);
 2. restore the last checkpoint (a local copy first when the workload keeps one, else the run's);
-3. step, log each step's numbers as step metrics, and every `checkpoint_every` steps write the
-   checkpoint atomically (and run the fault hook right after, so tests kill a worker there);
-4. call `finish`, close the run with the metrics and tables, and return a `UnitResult`.
+3. step, log each step's numbers as step metrics (stamped with the time the step ended), and
+   every `checkpoint_every` steps write the checkpoint atomically (and run the fault hook right
+   after, so tests kill a worker there), while MLflow's system-metrics monitor samples CPU,
+   memory and GPU into the same run;
+4. call `finish`, log the trained model as an MLflow model when the workload says how
+   (`Resumable.model`; registered under `register_as`), close the run with the metrics and
+   tables, and return a `UnitResult`.
 
 An actor that dies is restarted by Ray (or its unit relaunched on another pool member); the
 retried call lands here again and continues from step 2, ending with the weights of an
@@ -61,13 +65,15 @@ class Resumable:
     local_checkpoint: Path | None = None  # also keep the checkpoint here (a disk every node sees)
     checkpoint_to_mlflow: bool = True
     die_at: int | None = None  # testing hook: the step after whose checkpoint the fault may strike
+    # trainer -> (torch module, one input batch): the final model, logged as an MLflow model
+    model: Callable[[Trainable], tuple] | None = None
+    register_as: str | None = None  # registered model name (a job's --register-model), or None
 
 
 def run_resumable(unit, target, work: Resumable, device: str, fault: dict | None = None, track: bool = True):
     """Run one resumable unit on `device` to its end; a `UnitResult`. With `track=False` (the other
     ranks of a data-parallel gang) nothing is logged, restored or saved: rank 0 does it."""
     from cluster.devices import placement
-    from cluster.scheduler import maybe_die
     from cluster.units import UnitResult
 
     tracker = target.tracker() if track else None
@@ -79,18 +85,12 @@ def run_resumable(unit, target, work: Resumable, device: str, fault: dict | None
     resumed_from = _restore(unit, trainer, work, tracker, run_id, device) if tracker else 0
     if resumed_from and where:  # params keep the first attempt's node: say where it resumed
         tracker.set_tags(run_id, {"resumed_on_node": where["node_id"], "resumed_on_gpus": where["gpu_ids"]})
-    start, pending, saved_at = time.perf_counter(), [], trainer.position
-    while trainer.position < trainer.total:
-        pending.append(trainer.step() | {work.step_name: trainer.position})
-        due = work.checkpoint_every and trainer.position - saved_at >= work.checkpoint_every
-        if tracker and (due or trainer.position >= trainer.total):
-            tracker.log_steps(run_id, pending, work.step_name)
-            pending, saved_at = [], trainer.position
-            if work.checkpoint_every:
-                _save(trainer, work, tracker, run_id)
-                if work.die_at is None or trainer.position >= work.die_at:
-                    maybe_die(unit, fault)  # testing hook: the worker dies once, after a checkpoint
-    metrics, tables = work.finish(trainer, run_id)
+    start = time.perf_counter()
+    with tracker.system_metrics(run_id) if tracker else contextlib.nullcontext():
+        _train(unit, trainer, work, tracker, run_id, fault)
+        metrics, tables = work.finish(trainer, run_id)
+        if tracker and work.model is not None:
+            _log_model(unit, trainer, work, tracker, run_id)
     metrics = metrics | {
         f"resumed_from_{work.step_name}": resumed_from,
         "wall_seconds_this_attempt": time.perf_counter() - start,
@@ -99,6 +99,34 @@ def run_resumable(unit, target, work: Resumable, device: str, fault: dict | None
         tracker.close_unit(run_id, metrics, tables)
         _drop_local(work)
     return UnitResult(unit.key, run_id, metrics, tables, info={"device": device} | where)
+
+
+def _train(unit, trainer: Trainable, work: Resumable, tracker, run_id: str, fault: dict | None) -> None:
+    """Step to the end: each step's numbers (and when it ended) logged, a checkpoint written every
+    `checkpoint_every` steps."""
+    from cluster.scheduler import maybe_die
+    from cluster.tracking import STEP_TIME, now_ms
+
+    pending, saved_at = [], trainer.position
+    while trainer.position < trainer.total:
+        pending.append(trainer.step() | {work.step_name: trainer.position, STEP_TIME: now_ms()})
+        due = work.checkpoint_every and trainer.position - saved_at >= work.checkpoint_every
+        if tracker and (due or trainer.position >= trainer.total):
+            tracker.log_steps(run_id, pending, work.step_name)
+            pending, saved_at = [], trainer.position
+            if work.checkpoint_every:
+                _save(trainer, work, tracker, run_id)
+                if work.die_at is None or trainer.position >= work.die_at:
+                    maybe_die(unit, fault)  # testing hook: the worker dies once, after a checkpoint
+
+
+def _log_model(unit, trainer: Trainable, work: Resumable, tracker, run_id: str) -> None:
+    """The trained model as an MLflow model of the unit's run (registered when asked)."""
+    module, example = work.model(trainer)
+    tags = {"unit": unit.name, "unit_key": unit.key, "source_run": run_id} | work.tags
+    uri = tracker.log_model(run_id, module, example, register_as=work.register_as, tags=tags)
+    where = f", registered as {work.register_as!r}" if work.register_as else ""
+    print(f"{unit.name}: model logged as {uri}{where}", flush=True)
 
 
 def _restore(unit, trainer: Trainable, work: Resumable, tracker, run_id: str, device: str) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ray
 
-from cluster.tracking import Tracker
+from cluster.tracking import Timed, Tracker, stamped, work_window
 from cluster.units import Unit, UnitResult
 from core.progress import Progress
 
@@ -258,7 +258,8 @@ def unit_launcher(
     actor (no CPU, a warm process) so that the CPUs never wait on the tracking server."""
     import ray
 
-    work = ray.remote(compute).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
+    # the work task says when it started, so the unit's run starts then, not when it is logged
+    work = ray.remote(stamped(compute)).options(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
     logger = RunLogger.options(num_cpus=0, max_concurrency=4).remote()
     refs: tuple = ()
     fault = fault_hook()
@@ -277,5 +278,6 @@ def unit_launcher(
 class RunLogger:
     """Runs `record(target, result)` calls: one long-lived process logs every unit's run."""
 
-    def call(self, record: Callable, target: TrackingTarget, result):
-        return record(target, result)
+    def call(self, record: Callable, target: TrackingTarget, result: Timed):
+        with work_window(result.started_ms):
+            return record(target, result.value)

@@ -4,11 +4,14 @@
         outcome = run_graph(nodes, tracker)
         sweep.close(outcome, files, markdown, output_dir)
 
-The parent run is opened (a re-submitted sweep with the same key reopens its run), and whatever
-ends the block early marks it: an exception FAILED, Ctrl-C (KeyboardInterrupt) KILLED, with the
-error as the tag `sweeps.error`; the exception then goes on. `close` logs the counts and the
-report's files, removes duplicate unit runs an interrupted attempt left, and prints where
-everything is. A parent run is never left RUNNING by a job that has stopped.
+The parent run is opened (a re-submitted sweep with the same key reopens its run), named after
+the job, its preset and spaces and a short key (`sweep_run_name`), with the code's provenance,
+the resolved config (`config.yaml`) and the data sets it reads as run inputs; whatever ends the
+block early marks it: an exception FAILED, Ctrl-C (KeyboardInterrupt) KILLED, with the error as
+the tag `sweeps.error`; the exception then goes on. `close` logs the counts, the report's files
+(figures as images) and its Markdown as the run's description, removes duplicate unit runs an
+interrupted attempt left, and prints where everything is. A parent run is never left RUNNING by a
+job that has stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cluster.scheduler import TrackingTarget
-from cluster.tracking import Tracker
+from cluster.tracking import DatasetRef, Tracker, sweep_run_name
 
 
 @dataclass
@@ -50,7 +53,7 @@ class SweepRun:
             "wall_seconds": time.perf_counter() - self.start,
             "duplicate_runs_removed": duplicates,
         }
-        tracker.finish_sweep(self.run_id, metrics, files)
+        tracker.finish_sweep(self.run_id, metrics, files, description=markdown)
         self.closed = True
         print(markdown)
         print(
@@ -63,10 +66,16 @@ class SweepRun:
 
 @contextmanager
 def open_sweep(
-    tracker: Tracker, name: str, key: str, params: dict, tags: dict | None = None
+    tracker: Tracker,
+    name: str,
+    key: str,
+    params: dict,
+    tags: dict | None = None,
+    datasets: tuple[DatasetRef, ...] = (),
 ) -> Iterator[SweepRun]:
     """The sweep's parent run for the duration of the block (see the module docstring)."""
-    sweep = SweepRun(tracker, tracker.start_sweep(name, key, params, tags))
+    run_name = sweep_run_name(name, params, key)
+    sweep = SweepRun(tracker, tracker.start_sweep(run_name, key, params, tags, datasets))
     try:
         yield sweep
     except KeyboardInterrupt:

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
 from cluster.boneage import VARIANTS, BoneAgeJobConfig, plan, prepare_data, report, run_sweep  # noqa: E402
-from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main, open_tracker  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
-from cluster.tracking import Tracker  # noqa: E402
+from cluster.tracking import DatasetRef  # noqa: E402
 from core.boneage.config import PRESETS  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
@@ -37,6 +37,7 @@ CLI = JobCli(
     flags=(
         Flag("--variants", "variants", csv_list, help=f"some of {','.join(VARIANTS)}"),
         Flag("--epochs", "train.epochs", int),
+        Flag("--register-model", "register_model", help="register the final models under this name (MLflow)"),
         *(Flag(f"--{name}-{part}", f"data.{name}.{part}") for name in DATASETS for part in ("csv", "images")),
         Flag(
             "--pretrained",
@@ -55,6 +56,7 @@ def check_pairs(args) -> None:
             raise ConfigError(f"--{name}-csv and --{name}-images go together")
 
 
+@job_main()
 def main(argv=None) -> int:
     from core.boneage.records import DataError
 
@@ -70,10 +72,11 @@ def main(argv=None) -> int:
     if not config.model.pretrained:
         print("weights: random initialisation (no local ImageNet checkpoint given: --pretrained)")
     units = plan(config, data)
-    tracker = Tracker(tracking_uri(config), config.experiment)
+    tracker = open_tracker(config)
     sweep_key = stable_key({"units": sorted(u.key for u in units)})
     tags = {"data": data.note[:5000], "preset": config.preset, "recipe": config.recipe_note()}
-    with open_sweep(tracker, config.sweep_name, sweep_key, config.model_dump(), tags) as sweep:
+    datasets = tuple(DatasetRef(name, key, data.note[:500]) for name, key in sorted(data.identity.items()))
+    with open_sweep(tracker, config.sweep_name, sweep_key, config.model_dump(), tags, datasets) as sweep:
         outcome = run_sweep(config, units, data, sweep.target)
         markdown, files = report(config, units, outcome.results, data, Path(config.output_dir))
         return sweep.close(outcome, files, markdown, config.output_dir, noun="variants")

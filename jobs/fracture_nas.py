@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.jobkit import Flag, JobCli, csv_list, fail, name_value, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main, name_value, open_tracker  # noqa: E402
 from cluster.patch_nas.config import PRESETS, FractureNASConfig  # noqa: E402
 from cluster.patch_nas.data import prepare_data  # noqa: E402
 from cluster.patch_nas.nas import FractureNAS  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
-from cluster.tracking import Tracker  # noqa: E402
+from cluster.tracking import DatasetRef  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.patches.manifest import PatchDataError  # noqa: E402
 from search.es import CheckpointError  # noqa: E402
@@ -69,6 +69,7 @@ CLI = JobCli(
             help="candidates in flight (default: the number of clusters)",
         ),
         Flag("--final-epochs", "final.epochs", int),
+        Flag("--register-model", "register_model", help="register the final models under this name (MLflow)"),
         Flag("--baselines", "final.baselines", csv_list, help="timm networks of table 5.1 (comma-separated)"),
         Flag(
             "--baseline-weights",
@@ -86,6 +87,7 @@ CLI = JobCli(
 )
 
 
+@job_main(CheckpointError)
 def main(argv=None) -> int:
     args = CLI.parse(argv)
     try:
@@ -101,20 +103,15 @@ def main(argv=None) -> int:
             "supernet: no OFA checkpoint given (--supernet-checkpoint): seeded random weights, so candidates "
             "are trained from scratch (documented fallback)"
         )
-    tracker = Tracker(tracking_uri(config), config.experiment)
+    tracker = open_tracker(config, args.dry_run)
     nas = FractureNAS(config, prepared, tracker)
     if args.dry_run:
-        try:
-            print(nas.dry_run())
-        except CheckpointError as err:
-            return fail(err)
+        print(nas.dry_run())
         return 0
     init_ray(config.ray_address)
-    try:
-        with open_sweep(tracker, config.sweep_name, nas.key, nas.sweep_params(), nas.sweep_tags()) as sweep:
-            return nas.run(sweep)
-    except (ConfigError, CheckpointError) as err:
-        return fail(err)
+    data = (DatasetRef("patches", prepared.data.identity, prepared.note[:500]),)
+    with open_sweep(tracker, config.sweep_name, nas.key, nas.sweep_params(), nas.sweep_tags(), data) as sweep:
+        return nas.run(sweep)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main, open_tracker  # noqa: E402
 from cluster.nb101.baselines import STEPS, baseline_search, curves_table, plan, record_search  # noqa: E402
-from cluster.nb101.benchmark import describe, open_benchmark, resolve_spaces  # noqa: E402
+from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
 from cluster.nb101.config import BaselinesConfig  # noqa: E402
 from cluster.nb101.report import baselines_report  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import run_units  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
-from cluster.tracking import Tracker  # noqa: E402
+from cluster.tracking import DatasetRef  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
+from core.nb101.benchmark import BenchmarkError  # noqa: E402
 from search.space_data import SpaceData  # noqa: E402
 
 CLI = JobCli(
@@ -44,6 +45,7 @@ CLI = JobCli(
 )
 
 
+@job_main(BenchmarkError)
 def main(argv=None) -> int:
     try:
         config = CLI.config(CLI.parse(argv))
@@ -63,10 +65,12 @@ def main(argv=None) -> int:
                 "searches stop when it is exhausted"
             )
     units = plan(config, bench, spaces)
-    tracker = Tracker(tracking_uri(config), config.experiment)
+    tracker = open_tracker(config)
     key = stable_key({"units": sorted(u.key for u in units)})
     params = config.model_dump() | {"spaces": spaces}
-    with open_sweep(tracker, config.sweep_name, key, params, tags={"benchmark": bench.source}) as sweep:
+    tags = {"benchmark": bench.source}
+    data = (DatasetRef("nb101-benchmark", benchmark_identity(bench), bench.source, "benchmark"),)
+    with open_sweep(tracker, config.sweep_name, key, params, tags, data) as sweep:
         init_ray(config.ray_address)
         outcome = run_units(
             units,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, finished_units, job_main, open_tracker  # noqa: E402
 from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
 from cluster.nb101.config import SWEEP_PRESETS, SweepConfig, check_recipes  # noqa: E402
 from cluster.nb101.correlation import opened  # noqa: E402
@@ -30,9 +30,10 @@ from cluster.nb101.sweep import Sweep  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import fault_hook, run_graph  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
-from cluster.tracking import Tracker  # noqa: E402
+from cluster.tracking import DatasetRef  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
+from core.nb101.benchmark import BenchmarkError  # noqa: E402
 
 CLI = JobCli(
     __doc__,
@@ -50,6 +51,7 @@ CLI = JobCli(
 )
 
 
+@job_main(BenchmarkError)
 def main(argv=None) -> int:
     args = CLI.parse(argv)
     try:
@@ -66,15 +68,16 @@ def main(argv=None) -> int:
         f"{config.clock} clock"
         + ("; fewer seeds and smaller budgets than the thesis" if config.preset != "thesis" else "")
     )
-    tracker = Tracker(tracking_uri(config), config.experiment)
+    tracker = open_tracker(config, args.dry_run)
     plan = Sweep(config, bench, spaces, benchmark_identity(bench), fault_hook())
     if args.dry_run:
-        print(plan.dry_run(tracker.finished_units()))
+        print(plan.dry_run(finished_units(tracker)))
         return 0
     key = stable_key({"units": sorted(u.key for u in plan.units())})
     params = config.model_dump() | {"spaces": spaces}
     tags = {"benchmark": bench.source, "preset": config.preset}
-    with open_sweep(tracker, config.sweep_name, key, params, tags) as sweep:
+    data = (DatasetRef("nb101-benchmark", benchmark_identity(bench), bench.source, "benchmark"),)
+    with open_sweep(tracker, config.sweep_name, key, params, tags, data) as sweep:
         init_ray(config.ray_address)
         with opened(plan, sweep.target) as nodes:
             outcome = run_graph(nodes, tracker, label="nb101 sweep units")

@@ -33,9 +33,8 @@ from cluster.detection.reader_study import (  # noqa: E402
     tables,
     write_outputs,
 )
-from cluster.jobkit import Flag, JobCli, fail, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, fail, job_main, open_tracker  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
-from cluster.tracking import Tracker  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.detection.reader_study import ReaderStudyError  # noqa: E402
 from core.metrics.readers import CONDITIONS, paired_readers, reader_metrics_table  # noqa: E402
@@ -52,6 +51,7 @@ CLI = JobCli(
 )
 
 
+@job_main(ReaderStudyError)
 def main(argv=None) -> int:
     try:
         config = CLI.config(CLI.parse(argv))
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         + [f"\n{report.name}: {out_dir / (report.name + '.md')}" for report in reports[1:]]
         + [f"\n{readers}" + ("; data: simulated example" if study.embedded else "")]
     )
-    tracker = Tracker(tracking_uri(config), config.experiment)
+    tracker = open_tracker(config)
     key = inputs_key(config)
     params = config.model_dump(mode="json") | {"source": study.source, "embedded": study.embedded}
     with open_sweep(tracker, config.sweep_name, key, params, tags={"data": study.source}) as sweep:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd, e.g. Ray jobs
 
-from cluster.jobkit import Flag, JobCli, csv_list, fail, tracking_uri  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main, open_tracker  # noqa: E402
 from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
 from cluster.nb101.config import CORRELATION_PRESETS, WSCorrelationConfig, check_recipes  # noqa: E402
 from cluster.nb101.correlation import Study, opened  # noqa: E402
@@ -27,9 +27,10 @@ from cluster.nb101.report import correlation_report  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
 from cluster.scheduler import fault_hook, run_graph  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
-from cluster.tracking import Tracker  # noqa: E402
+from cluster.tracking import DatasetRef  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.keys import stable_key  # noqa: E402
+from core.nb101.benchmark import BenchmarkError  # noqa: E402
 
 CLI = JobCli(
     __doc__,
@@ -45,6 +46,7 @@ CLI = JobCli(
 )
 
 
+@job_main(BenchmarkError)
 def main(argv=None) -> int:
     try:
         config = CLI.config(CLI.parse(argv))
@@ -59,12 +61,13 @@ def main(argv=None) -> int:
         f"spaces {spaces}; variants {config.variants}; {config.supernets} supernets x {config.cells} cells; "
         f"recipe: {recipe.dataset}, {recipe.epochs} epochs, {recipe.stem_filters} filters"
     )
-    tracker = Tracker(tracking_uri(config), config.experiment)
+    tracker = open_tracker(config)
     study = Study(config, bench, spaces, benchmark_identity(bench), fault_hook())
     key = stable_key({"units": sorted(u.key for u in study.units())})
     params = config.model_dump() | {"spaces": spaces}
     tags = {"benchmark": bench.source, "preset": config.preset}
-    with open_sweep(tracker, config.sweep_name, key, params, tags) as sweep:
+    data = (DatasetRef("nb101-benchmark", benchmark_identity(bench), bench.source, "benchmark"),)
+    with open_sweep(tracker, config.sweep_name, key, params, tags, data) as sweep:
         init_ray(config.ray_address)
         with opened(study, sweep.target) as nodes:
             outcome = run_graph(nodes, tracker, label="supernets and evaluations")

@@ -57,6 +57,7 @@ class BoneAgeJobConfig(Config):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking_uri: str | None = None
+    register_model: str | None = Field(None, description="register the final models under this name (MLflow)")
     ray_address: str | None = None
     output_dir: str = "outputs/bone_age"
     checkpoint_dir: str | None = Field(

@@ -24,7 +24,11 @@ class Launcher:
     def __init__(self, config: BoneAgeJobConfig, data: SweepData, target: TrackingTarget, units: int):
         self.config, self.data, self.target, self.units = config, data, target, units
         self.recipe = Recipe(
-            config.model, config.train, config.checkpoint_root(), config.checkpoint_to_mlflow
+            config.model,
+            config.train,
+            config.checkpoint_root(),
+            config.checkpoint_to_mlflow,
+            config.register_model,
         )
         self.fault = fault_hook()
         self.pool: ActorPool | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import torch
 
 from cluster.boneage.config import VARIANTS, BoneAgeJobConfig
 from cluster.boneage.data import SweepData
@@ -37,6 +38,7 @@ class Recipe:
     train: TrainConfig
     checkpoints: Path  # local checkpoints: <checkpoints>/<unit key>/last.pt
     checkpoint_to_mlflow: bool
+    register_model: str | None = None  # registered model name of the trained variants
 
 
 def _say(text: str) -> None:
@@ -76,12 +78,37 @@ def variant_work(
     return Resumable(
         setup=lambda _device: trainer,
         finish=finish,
+        model=shipped_model,
+        register_as=recipe.register_model,
         params=params,
         tags={"variant": v.name, "label": v.label},
         local_checkpoint=recipe.checkpoints / unit.key / "last.pt",
         checkpoint_to_mlflow=recipe.checkpoint_to_mlflow,
         die_at=int(fault.get("after_epoch", 1)) if fault else None,
     )
+
+
+class BoneAgeModel(torch.nn.Module):
+    """The model as it ships: bone age in months from images (uint8, N x 1 x H x W), sex (bool)
+    and chronological age (months; ignored by variants without CA)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images, male, ca):
+        return self.net.to_months(self.net(images, male, ca if self.net.use_ca else None))
+
+
+def shipped_model(trainer) -> tuple:
+    """The trained variant (its EMA weights when it keeps them) and two validation images (two
+    blank ones without a validation split) as the MLflow model's input example."""
+    size = trainer.config.image_size
+    images = torch.zeros(2, 1, size, size, dtype=torch.uint8)
+    if trainer.val_images is not None and len(trainer.val_images) >= 2:
+        images = next(iter(trainer.val_images.batches([[0, 1]], 0)))[0].to("cpu")
+    example = {"images": images, "male": torch.tensor([True, False]), "ca": torch.tensor([120.0, 150.0])}
+    return BoneAgeModel(trainer.inference_model), example
 
 
 def measure(

@@ -46,6 +46,7 @@ class FractureDetectionConfig(DetectorConfig):
     cpus_per_trainer: int = Field(1, ge=1)
     gpus_per_trainer: float | None = Field(None, ge=0, description="None: 1 when the cluster has GPUs")
     tracking_uri: str | None = None
+    register_model: str | None = Field(None, description="register the final models under this name (MLflow)")
     ray_address: str | None = None
     output_dir: str = "outputs/fracture_detection"
     max_retries: int = Field(2, ge=0)

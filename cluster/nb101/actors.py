@@ -17,6 +17,7 @@ import ray
 from cluster.devices import Slots, assigned_device, slots
 from cluster.lifecycle import Resumable, run_resumable
 from cluster.scheduler import TrackingTarget
+from cluster.tracking import timed
 from cluster.units import Unit, UnitResult
 from core import checkpoint
 from core.ws.cells import CellSampler
@@ -133,6 +134,7 @@ class ArchEvaluatorActor:
         table = pa.table(columns)
         return table.replace_schema_metadata({"seconds": f"{seconds:.3f}", "device": self.device})
 
+    @timed  # the unit's run starts when the scoring does
     def evaluate(
         self,
         unit: Unit,

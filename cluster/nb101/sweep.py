@@ -18,6 +18,7 @@ from cluster.nb101.baselines import plan as baseline_plan
 from cluster.nb101.config import SweepConfig
 from cluster.nb101.correlation import Study
 from cluster.scheduler import Node, TrackingTarget, maybe_die, unit_launcher
+from cluster.tracking import timed
 from cluster.units import Unit, UnitResult
 from core.keys import stable_key
 from search.space_data import SpaceData
@@ -158,7 +159,7 @@ class Sweep:
         supernet_key = unit.params["supernet"]
         recipe = self.study.recipes[supernet_key].model_dump()
         # a WS search mostly waits for its evaluator: it holds no CPU, so it never blocks one
-        task = ray.remote(ws_search_unit).options(
+        task = ray.remote(timed(ws_search_unit)).options(  # its run starts when the search does
             num_cpus=0, max_retries=self.config.max_retries, retry_exceptions=False
         )
         return task.remote(

@@ -95,6 +95,7 @@ class FractureNASConfig(Config):
         1800.0, gt=0, description="torch.distributed timeout inside a cluster"
     )
     tracking_uri: str | None = None
+    register_model: str | None = Field(None, description="register the final models under this name (MLflow)")
     ray_address: str | None = None
     output_dir: str = "outputs/fracture_nas"
 

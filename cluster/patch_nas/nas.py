@@ -75,8 +75,8 @@ class FractureNAS:
 
     def dry_run(self) -> str:
         c = self.config
-        finished = self.tracker.finished_units()
-        parent = self.tracker.find_sweep(self.key)
+        finished = self.tracker.finished_units() if self.tracker else {}  # None: no store yet
+        parent = self.tracker.find_sweep(self.key) if self.tracker else None
         told = load_checkpoint(self.tracker, parent, c)[0].told if parent else 0
         start = OFA_REFERENCE.name if c.search.start == "ofa-reference" else "custom genome"
         progress = (
@@ -88,7 +88,7 @@ class FractureNAS:
             f"workers: {c.clusters} clusters x {c.workers_per_cluster} workers x {c.cpus_per_worker} CPU(s), "
             f"device {c.device}",
             f"sweep key {self.key}: {progress}",
-            f"finished units in experiment {c.experiment!r}: {len(finished)} (reused when a key comes up)",
+            f"finished units on the tracking server: {len(finished)} (reused when a key comes up)",
         ]
         if c.final.enabled:
             lines.append(
