@@ -53,6 +53,7 @@ def main(argv=None) -> int:
         spaces = resolve_spaces(config, bench)
     except (ConfigError, FileNotFoundError) as err:
         return fail(err)
+    tracker = open_tracker(config)  # checked before any work
     print(
         f"benchmark: {describe(bench, config.benchmark)}; spaces {spaces}; "
         f"methods {config.methods}; {config.seeds} seeds; budget {config.budget}"
@@ -65,7 +66,6 @@ def main(argv=None) -> int:
                 "searches stop when it is exhausted"
             )
     units = plan(config, bench, spaces)
-    tracker = open_tracker(config)
     key = stable_key({"units": sorted(u.key for u in units)})
     params = config.model_dump() | {"spaces": spaces}
     tags = {"benchmark": bench.source}

@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     table.add_argument("kind", choices=KINDS)
     table.add_argument("--experiment", required=True, help="MLflow experiment name (or id)")
-    table.add_argument("--tracking-uri", default=None, help="default: MLFLOW_TRACKING_URI / MLflow's default")
+    table.add_argument(
+        "--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else the local server (started)"
+    )
     table.add_argument("--parent-run", default=None, help="only the children of this run (a sweep)")
     table.add_argument("--out", default="outputs/tables", help="folder for <kind>.md/.csv/.parquet")
     table.add_argument("--artifact", default=None, help="Parquet artifact path in each run (see above)")
@@ -160,10 +162,13 @@ def build(args) -> tables.Report:
 
 
 def main(argv=None) -> int:
+    from mlflow_server.uri import TrackingUnreachable, resolve
+
     args = _parser().parse_args(argv)
     try:
+        args.tracking_uri = resolve(args.tracking_uri).uri  # the jobs' rule: flag, variable, local server
         report = build(args)
-    except ValueError as exc:  # includes mlflow_io.ExperimentNotFound
+    except (ValueError, TrackingUnreachable) as exc:  # includes mlflow_io.ExperimentNotFound
         print(f"error: {exc}", file=sys.stderr)
         return 2
     paths = report.write(Path(args.out))

@@ -19,10 +19,19 @@ from dataclasses import dataclass, field
 
 from cluster.queue.registry import CONFIG_VARIABLE, lookup
 from cluster.queue.store import ACTIVE, TERMINAL, JobQueue, QueuedJob
-from cluster.tracking import QUEUE_JOB, QUEUE_JOB_VARIABLE, TrackingServer
+from cluster.tracking import (
+    GIT_COMMIT_VARIABLE,
+    GIT_DIRTY_VARIABLE,
+    QUEUE_JOB,
+    QUEUE_JOB_VARIABLE,
+    TrackingServer,
+    git_state,
+)
 from core.config import ConfigError
 from core.keys import stable_key
 from core.paths import REPO_ROOT, cache_dir
+from mlflow_server.uri import ENV as TRACKING_VARIABLE
+from mlflow_server.uri import resolve
 
 UPLOAD_EXCLUDES = [".venv", ".cache", "mlruns", "outputs", ".git", "*.so", "__pycache__"]
 
@@ -54,6 +63,9 @@ class Client:
 
     def __post_init__(self):
         self.queue = JobQueue(self.queue_path)
+        # the jobs' rule: given, else MLFLOW_TRACKING_URI (a queued job gets it in its config, as
+        # Ray's job does not inherit this process's environment), else each job's local server
+        self.tracking_uri = self.tracking_uri or os.environ.get(TRACKING_VARIABLE) or None
 
     # ---- queueing ------------------------------------------------------------------------
     def submit(
@@ -154,13 +166,19 @@ class JobHandle:
 
 def find_parent_run(tracking_uri: str | None, job_id: str):
     """The sweep run a queued job created (tagged with its queue id), in any experiment."""
-    return TrackingServer(tracking_uri).find_tagged(QUEUE_JOB, job_id) if tracking_uri else None
+    return TrackingServer(tracking_uri or resolve(None).uri).find_tagged(QUEUE_JOB, job_id)
 
 
 def job_environment(job: QueuedJob) -> dict:
-    """What a queued job receives: its config as JSON and its queue id (the data it needs travels
-    with the uploaded copy of the repository)."""
-    return {CONFIG_VARIABLE: json.dumps(job.config), QUEUE_JOB_VARIABLE: job.id}
+    """What a queued job receives: its config as JSON, its queue id, and the commit of the code
+    (the uploaded copy has no .git; the data it needs travels with it)."""
+    commit, dirty = git_state()
+    return {
+        CONFIG_VARIABLE: json.dumps(job.config),
+        QUEUE_JOB_VARIABLE: job.id,
+        GIT_COMMIT_VARIABLE: commit,
+        GIT_DIRTY_VARIABLE: dirty,
+    }
 
 
 def submit_to_ray(client: Client, job: QueuedJob) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -111,6 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, OSError) as err:
+    except (ValueError, KeyError, OSError, pickle.UnpicklingError) as err:  # bad input: no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
