@@ -6,9 +6,12 @@ Usage:
     ray job submit --working-dir . -- python jobs/nb101_baselines.py ...
 
 Without --benchmark it runs on the embedded mini-benchmark (NB-101 cells on digits, built by
-this project). Re-running the same sweep re-runs nothing finished. Results: a parent MLflow
-run with one child per (space, method, seed), the final-regret table and regret-vs-time
-figures in --output-dir and as artifacts of the parent run.
+this project). Each evaluation costs the benchmark file's training time (`clock: benchmark`) or
+the cell's time on a cost table (`--set clock=calibrated`, jobs/nb101_costs.py: the clock a
+sweep with weight sharing uses, so that its baseline units are these). Re-running the same
+sweep re-runs nothing finished. Results: a parent MLflow run with one child per (space, method,
+seed), the final-regret table and regret-vs-time figures in --output-dir and as artifacts of
+the parent run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd
 from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main, open_tracker  # noqa: E402
 from cluster.nb101.baselines import STEPS, baseline_search, curves_table, plan, record_search  # noqa: E402
 from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
+from cluster.nb101.clock import resolve_clock  # noqa: E402
 from cluster.nb101.config import BaselinesConfig  # noqa: E402
 from cluster.nb101.report import baselines_report  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
@@ -51,6 +55,7 @@ def main(argv=None) -> int:
         config = CLI.config(CLI.parse(argv))
         bench = open_benchmark(config.benchmark)
         spaces = resolve_spaces(config, bench)
+        clock = resolve_clock(config, bench, config.recipe)
     except (ConfigError, FileNotFoundError) as err:
         return fail(err)
     tracker = open_tracker(config)  # checked before any work
@@ -58,14 +63,15 @@ def main(argv=None) -> int:
         f"benchmark: {describe(bench, config.benchmark)}; spaces {spaces}; "
         f"methods {config.methods}; {config.seeds} seeds; budget {config.budget}"
     )
-    data = {name: SpaceData.from_benchmark(bench, name) for name in spaces}
-    for name, space in data.items():
+    print(f"times: {clock.describe()}")
+    space_data = {name: clock.timed(SpaceData.from_benchmark(bench, name)) for name in spaces}
+    for name, space in space_data.items():
         if len(space) < config.budget:
             print(
                 f"  {name}: {len(space):,} cells < budget {config.budget:,}: "
                 "searches stop when it is exhausted"
             )
-    units = plan(config, bench, spaces)
+    units = plan(config, bench, spaces, clock)
     key = stable_key({"units": sorted(u.key for u in units)})
     params = config.model_dump() | {"spaces": spaces}
     tags = {"benchmark": bench.source}
@@ -77,7 +83,7 @@ def main(argv=None) -> int:
             baseline_search,
             record_search,
             sweep.target,
-            shared=(data, config.report_steps),
+            shared=(space_data, config.report_steps),
             max_retries=config.max_retries,
             label="baseline searches",
             tables=(STEPS,),

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd
 
 from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main, open_tracker  # noqa: E402
 from cluster.nb101.benchmark import benchmark_identity, describe, open_benchmark, resolve_spaces  # noqa: E402
-from cluster.nb101.config import CORRELATION_PRESETS, WSCorrelationConfig, check_recipes  # noqa: E402
+from cluster.nb101.config import CORRELATION_PRESETS, WSCorrelationConfig, check_data, check_recipes  # noqa: E402
 from cluster.nb101.correlation import Study, opened  # noqa: E402
 from cluster.nb101.report import correlation_report  # noqa: E402
 from cluster.runtime import init_ray  # noqa: E402
@@ -53,6 +53,7 @@ def main(argv=None) -> int:
         check_recipes(config)
         bench = open_benchmark(config.benchmark)
         spaces = resolve_spaces(config, bench)
+        check_data(config, bench)
     except (ConfigError, FileNotFoundError) as err:
         return fail(err)
     recipe = config.recipe(spaces[0], "uniform", 0)

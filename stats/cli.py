@@ -6,10 +6,16 @@ Only FINISHED runs count unless --all-statuses; runs lacking the kind's params (
 parent run) are ignored. What each kind needs from a run:
 
   correlation  params space, variant, replicate; artifact proxy.parquet: columns proxy, target
-               (one row per evaluated cell)                                          -> table 4.3
-  oneshot      params space, method (RS_bs, GS_bs, RS_ws, GS_ws); artifact trajectory.parquet:
-               columns regret and a clock, `time`, else `sim_time`, else `step` (or
-               --time-column), one row per evaluation                                 -> tables 4.4/4.5
+               (one row per evaluated cell); or, as a sweep logs its evaluations, param
+               modes (NO-FT,BNS-FT) and one proxy column per mode                    -> table 4.3
+  oneshot      params space, method (RS_bs, GS_bs, RS_ws, GS_ws; with a param variant other
+               than uniform the method becomes e.g. RS_ws[SINGLE-K]); artifact
+               trajectory.parquet: columns regret and a clock, `time`, else `sim_time`, else
+               `step` (or --time-column), one row per evaluation; each WS run counts its first
+               evaluation, the baselines their regret at the mean time of those  -> tables 4.4/4.5
+
+With --parent-run ID (a sweep of jobs/nb101_sweep.py), `table oneshot` and `table correlation`
+build tables 4.3-4.5 from the sweep's own child runs.
   bone-age     param model; artifact predictions.parquet: columns sex, chronological_age,
                bone_age, predicted, pathological, predicted_pathological [, patient_id] -> 6.1-6.3
   readers      params reader, condition (aided / unaided); one metric per measure      -> table 2.1
@@ -25,6 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -137,22 +144,61 @@ def _pairs(text: str | None):
     return tuple(pairs)
 
 
+def _evaluations_only(runs: pa.Table) -> pa.Table:
+    """A sweep's runs with space, variant and replicate are its supernets and its evaluations:
+    only evaluations (param `modes`) hold proxies."""
+    if "params.modes" not in runs.column_names:
+        return runs
+    return runs.filter(pc.is_valid(runs["params.modes"]))
+
+
+def _proxies_long(data: pa.Table) -> pa.Table:
+    """Evaluation artifacts with one proxy column per mode (NO-FT, BNS-FT), as a sweep logs them,
+    in the long form table 4.3 reads: a row per cell and mode, `variant` the mode for the uniform
+    supernet and the supernet's variant otherwise (BNS-FT)."""
+    if "proxy" in data.column_names or "modes" not in data.column_names:
+        return data
+    frame = data.to_pandas()
+    parts = []
+    for mode in sorted({m for modes in frame["modes"] for m in str(modes).split(",")}):
+        sub = frame[frame["modes"].map(lambda modes, mode=mode: mode in str(modes).split(","))]
+        label = sub["variant"].where(sub["variant"] != "uniform", mode)
+        parts.append(
+            sub.assign(variant=label, proxy=sub[mode])[["space", "variant", "replicate", "proxy", "target"]]
+        )
+    return pa.Table.from_pandas(pd.concat(parts, ignore_index=True), preserve_index=False)
+
+
+def _with_variants(data: pa.Table) -> pa.Table:
+    """Methods of runs whose param variant is not uniform carry it: RS_ws[SINGLE-K]."""
+    if "variant" not in data.column_names:
+        return data
+    frame = data.to_pandas()
+    other = frame["variant"].notna() & (frame["variant"] != "uniform")
+    frame.loc[other, "method"] = frame.loc[other, "method"] + "[" + frame.loc[other, "variant"] + "]"
+    return pa.Table.from_pandas(frame.drop(columns=["variant"]), preserve_index=False)
+
+
 def build(args) -> tables.Report:
     """The Report for parsed CLI arguments (reads MLflow; writes nothing)."""
     runs = mlflow_io.runs_table(args.experiment, args.tracking_uri, args.parent_run)
     runs = _select_runs(runs, args.kind, args.all_statuses)
+    if args.kind == "correlation":
+        runs = _evaluations_only(runs)
     level = args.level if args.level is not None else (0.90 if args.kind == "bone-age" else 0.95)
     if args.kind == "readers":
         lower = [m.strip() for m in args.lower_is_better.split(",") if m.strip()]
         return tables.readers_report(_readers_long(runs), lower_is_better=lower, level=level)
     artifact = args.artifact or DEFAULT_ARTIFACTS[args.kind]
     attach = [f"params.{p}" for p in REQUIRED_PARAMS[args.kind]]
+    optional = {"correlation": ["params.modes"], "oneshot": ["params.variant"]}.get(args.kind, [])
+    attach += [c for c in optional if c in runs.column_names and c not in attach]
     data = mlflow_io.load_parquet_artifacts(runs, artifact, args.tracking_uri, attach=attach)
     if args.kind == "correlation":
-        return tables.correlation_report(data, method=args.method, level=level)
+        return tables.correlation_report(_proxies_long(data), method=args.method, level=level)
     if args.kind == "oneshot":
         return tables.oneshot_report(
-            _with_clock(data, args.time_column),
+            _with_clock(_with_variants(data), args.time_column),
             pairs=_pairs(args.pairs),
             scale=args.scale,
             equal_var=not args.welch,

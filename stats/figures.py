@@ -1,6 +1,7 @@
 """The thesis' figures with matplotlib (Agg backend, no display needed).
 
-- regret_figure: regret vs time on log-log axes, mean per method with its CI band (fig. 4.2);
+- regret_figure: regret vs time on log-log axes, mean per method with its CI band, each run's
+  first evaluation as a marker (fig. 4.2);
 - proxy_scatter_figure: proxy vs true accuracy with marginal histograms and an optional
   highlighted sub-population (figs. 4.3 / 4.4).
 
@@ -34,23 +35,39 @@ def regret_figure(
     xlabel: str = "time (simulated seconds)",
     ylabel: str = "test regret",
     loglog: bool = True,
+    starts: dict | None = None,
 ) -> Figure:
     """One line per method (its mean regret) with a shaded CI band, on log-log axes by default.
 
-    `curves`: method -> RegretCurve (stats.regret.regret_curves). The x label should say which
-    clock the curves use (steps, simulated or measured seconds).
+    `curves`: method -> RegretCurve (stats.regret.regret_curves; with all_started=True a mean
+    starts once every run has its first evaluation). `starts`: method -> (times, regrets) of each
+    run's first evaluation, drawn as markers in the method's colour (a WS run's one-shot pick).
+    A curve with a dozen points or fewer (a narrow time range on the grid) is drawn with markers,
+    so it stays visible. On log axes a CI band's lower edge at or below zero is drawn at half the
+    smallest positive value plotted, so the band does not fall off the axis. The x label should
+    say which clock the curves use (steps, simulated or measured seconds).
     """
     if not curves:
         raise ValueError("curves is empty: nothing to plot")
-    fig = _figure((6.4, 4.4))
-    ax = fig.subplots()
     for name, curve in curves.items():
         if not isinstance(curve, RegretCurve):
             raise ValueError(f"curves[{name!r}] is a {type(curve).__name__}, expected a RegretCurve")
-        (line,) = ax.plot(curve.grid, curve.mean, label=str(name), linewidth=1.5)
-        ax.fill_between(
-            curve.grid, curve.ci_low, curve.ci_high, color=line.get_color(), alpha=0.25, linewidth=0
+    floor = _log_floor(curves, starts) if loglog else None
+    fig = _figure((6.4, 4.4))
+    ax = fig.subplots()
+    for name, curve in curves.items():
+        few = 0 < int(np.isfinite(curve.mean).sum()) <= 12
+        (line,) = ax.plot(
+            curve.grid, curve.mean, label=str(name), linewidth=1.5, marker="o" if few else None, markersize=3
         )
+        low = curve.ci_low
+        if floor is not None:
+            low = np.where(np.isfinite(low) & (low <= 0), floor, low)
+        ax.fill_between(curve.grid, low, curve.ci_high, color=line.get_color(), alpha=0.25, linewidth=0)
+        if starts and name in starts:
+            times, regrets = (np.asarray(v, dtype=np.float64) for v in starts[name])
+            shown = np.maximum(regrets, floor) if floor is not None else regrets
+            ax.scatter(times, shown, marker="x", s=14, color=line.get_color(), linewidths=0.8, zorder=3)
     if loglog:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -59,10 +76,20 @@ def regret_figure(
     if title:
         ax.set_title(title)
     level = next(iter(curves.values())).level
-    ax.legend(title=f"mean, {level:.0%} CI", fontsize="small")
+    legend = f"mean, {level:.0%} CI" + ("; x: first evaluations" if starts else "")
+    ax.legend(title=legend, fontsize="small", title_fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _log_floor(curves: dict[str, RegretCurve], starts: dict | None) -> float:
+    """Half the smallest positive value a regret figure plots (1e-6 when none is positive)."""
+    values = [np.asarray(c.mean) for c in curves.values()] + [np.asarray(c.ci_low) for c in curves.values()]
+    values += [np.asarray(r, dtype=np.float64) for _, r in (starts or {}).values()]
+    flat = np.concatenate([v.ravel() for v in values]) if values else np.zeros(0)
+    positive = flat[np.isfinite(flat) & (flat > 0)]
+    return float(positive.min() / 2) if len(positive) else 1e-6
 
 
 def proxy_scatter_figure(

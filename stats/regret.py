@@ -1,5 +1,11 @@
 """Regret curves of many runs on one time grid, their mean with a CI, and the one-shot comparison.
 
+The one-shot comparison is thesis 4.3.3's: each weight-sharing run counts the regret of its
+*first* real evaluation (its one-shot pick, after supernet training, proxy evaluations and the
+pick's own training); the budget is the mean time of those first evaluations; each baseline run
+counts its regret at that budget. A WS run's later, better cells do not count there: they are
+what `regret_at` at a larger budget measures ("given sufficient time").
+
 Input (Arrow table or pandas frame), one row per evaluation of a run: `run_id`, `time` (a step
 count or simulated seconds; say which in the figure), `regret`, plus grouping columns such as
 `method` or `space`. A run's value at grid time t is its last value at or before t (a step
@@ -24,6 +30,7 @@ from stats._frames import to_arrow, to_pandas
 from stats.hypothesis_tests import CompareResult, compare
 
 NOT_STARTED = ("raise", "drop", "first")
+PICKS = ("first", "budget")  # what a one-shot run counts: its first evaluation, or its value at the budget
 
 
 @dataclass(frozen=True)
@@ -139,14 +146,28 @@ def curve_from_values(grid, values: np.ndarray, level: float = 0.95) -> RegretCu
 
 
 def regret_curve(
-    table, grid=None, level: float = 0.95, time: str = "time", value: str = "regret", run: str = "run_id"
+    table,
+    grid=None,
+    level: float = 0.95,
+    time: str = "time",
+    value: str = "regret",
+    run: str = "run_id",
+    all_started: bool = False,
 ) -> RegretCurve:
-    """Mean regret of the runs of `table` on `grid` (default: every time any run reports) with a CI."""
+    """Mean regret of the runs of `table` on `grid` (default: every time any run reports) with a CI.
+
+    all_started=True: the mean only from the time every run has its first evaluation (NaN before),
+    so that the curve is over the same runs throughout; otherwise it is over the runs started at
+    each time, and can rise when a late run joins with a larger regret.
+    """
     frame = _frame(table, time, value, run)
     if grid is None:
         grid = np.unique(frame[time].to_numpy(dtype=np.float64))
     aligned = align_runs(frame, grid, time, value, run)
-    return curve_from_values(aligned.grid, aligned.values, level)
+    values = aligned.values
+    if all_started:
+        values = np.where(np.isnan(values).any(axis=0), np.nan, values)
+    return curve_from_values(aligned.grid, values, level)
 
 
 def regret_curves(
@@ -157,13 +178,15 @@ def regret_curves(
     time: str = "time",
     value: str = "regret",
     run: str = "run_id",
+    all_started: bool = False,
 ) -> dict:
-    """One RegretCurve per value of column `by`, all on the same grid (default: the union of times)."""
+    """One RegretCurve per value of column `by`, all on the same grid (default: the union of
+    times); `all_started` as in regret_curve."""
     frame = _frame(table, time, value, run, (by,))
     if grid is None:
         grid = np.unique(frame[time].to_numpy(dtype=np.float64))
     return {
-        key: regret_curve(group, grid, level, time, value, run)
+        key: regret_curve(group, grid, level, time, value, run, all_started)
         for key, group in frame.groupby(by, sort=False)
     }
 
@@ -173,6 +196,15 @@ def first_times(table, time: str = "time", run: str = "run_id") -> pa.Table:
     frame = to_pandas(table, (run, time), "regret input")
     first = frame.groupby(run, sort=False)[time].min()
     return pa.table({run: first.index.to_numpy(), "first_time": first.to_numpy(dtype=np.float64)})
+
+
+def first_values(table, time: str = "time", value: str = "regret", run: str = "run_id") -> pa.Table:
+    """Each run's first evaluation: columns run_id (named `run`), `time` and `value` (the earliest
+    row of each run; the first in input order on equal times)."""
+    frame = _frame(table, time, value, run)
+    run_ids, times, values, bounds = _runs(frame, time, value, run)
+    first = bounds[:-1]
+    return pa.table({run: run_ids, time: times[first], value: values[first]})
 
 
 def one_shot_budget(table, group, by: str = "method", time: str = "time", run: str = "run_id") -> float:
@@ -225,8 +257,9 @@ def one_shot(
     table,
     a,
     b,
-    budget: float,
+    budget: float | None = None,
     by: str = "method",
+    pick: str = "first",
     not_started: str = "raise",
     equal_var: bool = True,
     alternative: str = "two-sided",
@@ -235,24 +268,36 @@ def one_shot(
     value: str = "regret",
     run: str = "run_id",
 ) -> CompareResult:
-    """compare() of the regrets at `budget` of the runs with `by` == a against those with `by` == b.
+    """compare() of the regrets of the runs with `by` == a at `budget` against those of the runs
+    with `by` == b, the one-shot searches (thesis 4.3.3).
 
+    pick="first" (the thesis' rule): each b run counts its first evaluation, and the budget
+    defaults to the mean time of those (`one_shot_budget`). pick="budget": b runs count their
+    value at the budget too (a b run not started by then: its first value). An a run without an
+    evaluation by the budget follows `not_started` ('raise', 'drop', 'first').
     mean_diff > 0 means a has the larger regret, i.e. b does better (RS_bs - RS_ws > 0: weight
     sharing helps), and prob_superiority is then the chance that a b run beats an a run.
     """
+    check_choice(pick, "pick", PICKS)
     frame = _frame(table, time, value, run, (by,))
-    groups = []
+    selected = {}
     for name in (a, b):
-        selected = frame[frame[by] == name]
-        if len(selected) == 0:
+        selected[name] = frame[frame[by] == name]
+        if len(selected[name]) == 0:
             present = sorted(map(str, frame[by].unique()))
             raise ValueError(f"no runs with {by} == {name!r}; present: {present}")
-        regrets = regret_at(selected, budget, not_started, time, value, run)[value].to_numpy()
+    if budget is None:
+        budget = one_shot_budget(selected[b], b, by, time, run)
+    groups = [regret_at(selected[a], budget, not_started, time, value, run)[value].to_numpy()]
+    if pick == "first":
+        groups.append(first_values(selected[b], time, value, run)[value].to_numpy())
+    else:
+        groups.append(regret_at(selected[b], budget, "first", time, value, run)[value].to_numpy())
+    for name, regrets in zip((a, b), groups):
         if len(regrets) < 2:
             raise ValueError(
                 f"{by} == {name!r} has {len(regrets)} run(s) with a value at {budget:g}; need 2+"
             )
-        groups.append(regrets)
     return compare(groups[0], groups[1], equal_var=equal_var, alternative=alternative, level=level)
 
 

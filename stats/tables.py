@@ -7,6 +7,7 @@ Markdown rendering in the thesis' layout. `Report.write(folder)` writes <name>.m
 
 - correlation_report: rank correlation proxy vs truth per space and variant (table 4.3);
 - oneshot_report: one-shot regret differences between searches (tables 4.4 and 4.5);
+- budgets_report: the same differences at multiples of the one-shot budget ("given sufficient time");
 - bone_age_report: MAE, sensitivity, specificity with bootstrap CIs by sub-group (tables 6.1-6.3);
 - readers_report: reader-study aided vs unaided differences (table 2.1).
 """
@@ -29,7 +30,7 @@ from stats._frames import to_arrow, to_pandas
 from stats.bootstrap import bootstrap_ci
 from stats.correlation import correlation_table
 from stats.hypothesis_tests import compare
-from stats.regret import one_shot_budget, regret_at
+from stats.regret import PICKS, first_values, one_shot_budget, regret_at
 
 # The pairs of tables 4.4 and 4.5: baseline search minus weight-sharing search (bs: benchmark, ws: WS).
 THESIS_PAIRS = (("RS_bs", "RS_ws"), ("RS_bs", "GS_ws"), ("GS_bs", "RS_ws"), ("GS_bs", "GS_ws"))
@@ -154,30 +155,26 @@ def oneshot_report(
     equal_var: bool = True,
     level: float = 0.95,
     digits: int = 2,
+    pick: str = "first",
 ) -> Report:
     """Tables 4.4 / 4.5: one-shot regret differences a - b per space, with pooled SD, p and d.
 
     Input columns: space, method, run_id, time, regret (one row per evaluation of a search run;
-    `time` on one clock for all methods). For each space and pair (a, b) both present: the budget
-    is `budgets` (a number, or a dict space -> number) or by default the mean time of the first
-    evaluation of b's runs (b is the one-shot weight-sharing search, 4.3.3); the regret of each
-    a run is its value at the budget (a run without any evaluation by then is an error) and that
-    of each b run its value at the budget or, if its first evaluation comes later, that first
-    value. Regrets are multiplied by `scale` (the thesis prints regret x 100). Independent t-test
-    (Student's by default, Welch with equal_var=False).
+    `time` on one clock for all methods). For each space and pair (a, b) both present, as thesis
+    4.3.3 does it: each b run (the weight-sharing search) counts the regret of its first
+    evaluation (its one-shot pick); the budget is the mean time of those first evaluations (or
+    `budgets`: a number, or a dict space -> number); each a run counts its regret at the budget
+    (a run without any evaluation by then is an error). pick="budget" makes b runs count their
+    value at the budget instead (their first one if they have none by then). Regrets are
+    multiplied by `scale` (the thesis prints regret x 100). Independent t-test (Student's by
+    default, Welch with equal_var=False).
     Output columns: space, a, b, pair, budget, n_a, n_b, mean_diff, pooled_sd, ci_low, ci_high,
     statistic, pvalue, cohen_d, prob_superiority. mean_diff > 0: b has the smaller regret.
     """
-    level = check_level(level)
-    frame = to_pandas(trajectories, ("space", "method", "run_id", "time", "regret"), "one-shot input")
-    if len(frame) == 0:
-        raise ValueError("one-shot input is empty")
+    frame = _oneshot_input(trajectories)
     rows = []
     for space, runs in frame.groupby("space", sort=False):
-        methods = set(runs["method"])
-        for a, b in pairs:
-            if a not in methods or b not in methods:
-                continue
+        for a, b in _pairs_in(runs, pairs):
             if isinstance(budgets, dict):
                 if space not in budgets:
                     raise ValueError(f"budgets has no entry for space {space!r}")
@@ -186,53 +183,132 @@ def oneshot_report(
                 budget = float(budgets)
             else:
                 budget = one_shot_budget(runs, b)
-            where = f"space {space!r}"
-            try:
-                ra = regret_at(runs[runs["method"] == a], budget, "raise")["regret"].to_numpy()
-            except ValueError as exc:
-                raise ValueError(f"{where}, method {a!r}: {exc}") from None
-            rb = regret_at(runs[runs["method"] == b], budget, "first")["regret"].to_numpy()
-            try:
-                result = compare(ra * scale, rb * scale, equal_var=equal_var, level=level)
-            except ValueError as exc:
-                raise ValueError(f"{where}, pair {a} - {b}: {exc}") from None
-            rows.append(
-                {
-                    "space": space,
-                    "a": a,
-                    "b": b,
-                    "pair": f"{a} - {b}",
-                    "budget": budget,
-                    "n_a": result.n_a,
-                    "n_b": result.n_b,
-                    "mean_diff": result.mean_diff,
-                    "pooled_sd": result.pooled_sd,
-                    "ci_low": result.ci_low,
-                    "ci_high": result.ci_high,
-                    "statistic": result.statistic,
-                    "pvalue": result.pvalue,
-                    "cohen_d": result.cohen_d,
-                    "prob_superiority": result.prob_superiority,
-                }
-            )
+            rows.append(_pair_row(runs, space, a, b, budget, pick, scale, equal_var, level))
+    result_frame = _rows_or_raise(rows, frame, pairs)
+    title = (
+        f"One-shot regret differences (regret x {scale:g}; thesis 4.3.3: each WS run counts its first"
+        " evaluation, the budget is their mean time, each baseline run counts its regret at the budget):"
+        " mean difference ± pooled SD, independent t-test p and Cohen's d; d > 0 means the second search"
+        " has the smaller regret."
+    )
+    body = _pair_cells(result_frame, ["space"], lambda r: [str(r.space)], digits)
+    return Report("oneshot", to_arrow(result_frame), title + "\n\n" + body)
+
+
+def budgets_report(
+    trajectories,
+    pairs: Sequence[tuple[str, str]] = THESIS_PAIRS,
+    multiples: Sequence[float] = (2.0, 10.0, 100.0),
+    scale: float = 100.0,
+    equal_var: bool = True,
+    level: float = 0.95,
+    digits: int = 2,
+) -> Report:
+    """The one-shot differences at multiples of each pair's one-shot budget: both searches at
+    their regret at `multiple` x the mean first-evaluation time of b (a b run not started by then
+    counts its first value), for the thesis' question "given sufficient time" (fig. 4.2).
+    Input as oneshot_report. Output columns: oneshot_report's plus `multiple`.
+    """
+    frame = _oneshot_input(trajectories)
+    rows = []
+    for space, runs in frame.groupby("space", sort=False):
+        for multiple in multiples:
+            for a, b in _pairs_in(runs, pairs):
+                budget = float(multiple) * one_shot_budget(runs, b)
+                row = _pair_row(runs, space, a, b, budget, "budget", scale, equal_var, level)
+                rows.append({"multiple": float(multiple)} | row)
+    result_frame = _rows_or_raise(rows, frame, pairs)
+    title = (
+        f"Regret differences at multiples of the one-shot budget (regret x {scale:g}; every run at its"
+        " regret at that time): mean difference ± pooled SD, p and Cohen's d; d > 0 means the second"
+        " search has the smaller regret."
+    )
+    body = _pair_cells(
+        result_frame,
+        ["space", "budget"],
+        lambda r: [str(r.space), f"{r.multiple:g}x ({_budget(r.budget)})"],
+        digits,
+        key=("space", "multiple"),
+    )
+    return Report("budgets", to_arrow(result_frame), title + "\n\n" + body)
+
+
+def _budget(value: float) -> str:
+    """A budget as tables print it: 72,320 or 0.5."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _oneshot_input(trajectories) -> pd.DataFrame:
+    frame = to_pandas(trajectories, ("space", "method", "run_id", "time", "regret"), "one-shot input")
+    if len(frame) == 0:
+        raise ValueError("one-shot input is empty")
+    return frame
+
+
+def _pairs_in(runs: pd.DataFrame, pairs) -> list[tuple[str, str]]:
+    methods = set(runs["method"])
+    return [(a, b) for a, b in pairs if a in methods and b in methods]
+
+
+def _pair_row(runs, space, a, b, budget, pick, scale, equal_var, level) -> dict:
+    """One pair's comparison in one space: a at the budget, b by `pick`."""
+    if pick not in PICKS:
+        raise ValueError(f"pick must be one of {PICKS}, got {pick!r}")
+    level = check_level(level)
+    where = f"space {space!r}"
+    try:
+        ra = regret_at(runs[runs["method"] == a], budget, "raise")["regret"].to_numpy()
+    except ValueError as exc:
+        raise ValueError(f"{where}, method {a!r}: {exc}") from None
+    b_runs = runs[runs["method"] == b]
+    if pick == "first":
+        rb = first_values(b_runs)["regret"].to_numpy()
+    else:
+        rb = regret_at(b_runs, budget, "first")["regret"].to_numpy()
+    try:
+        result = compare(ra * scale, rb * scale, equal_var=equal_var, level=level)
+    except ValueError as exc:
+        raise ValueError(f"{where}, pair {a} - {b}: {exc}") from None
+    return {
+        "space": space,
+        "a": a,
+        "b": b,
+        "pair": f"{a} - {b}",
+        "budget": budget,
+        "n_a": result.n_a,
+        "n_b": result.n_b,
+        "mean_diff": result.mean_diff,
+        "pooled_sd": result.pooled_sd,
+        "ci_low": result.ci_low,
+        "ci_high": result.ci_high,
+        "statistic": result.statistic,
+        "pvalue": result.pvalue,
+        "cohen_d": result.cohen_d,
+        "prob_superiority": result.prob_superiority,
+    }
+
+
+def _rows_or_raise(rows: list[dict], frame: pd.DataFrame, pairs) -> pd.DataFrame:
     if not rows:
         present = sorted(map(str, frame["method"].unique()))
         raise ValueError(f"no pair of {list(pairs)} is present in any space; methods present: {present}")
-    result_frame = pd.DataFrame(rows)
-    spaces = list(dict.fromkeys(result_frame["space"]))
-    pair_names = list(dict.fromkeys(result_frame["pair"]))
-    cells = {
-        (r.space, r.pair): f"{_num(r.mean_diff, digits)} ± {_num(r.pooled_sd, digits)}"
-        f" (p={_num(r.pvalue, 2)}, d={_num(r.cohen_d, 2, sign=True)})"
-        for r in result_frame.itertuples(index=False)
-    }
-    header = ["space", *pair_names]
-    body = [[str(s), *(cells.get((s, p), "") for p in pair_names)] for s in spaces]
-    title = (
-        f"One-shot regret differences (regret x {scale:g}): mean difference ± pooled SD, independent"
-        f" t-test p and Cohen's d; d > 0 means the second search has the smaller regret."
-    )
-    return Report("oneshot", to_arrow(result_frame), title + "\n\n" + markdown_table(header, body))
+    return pd.DataFrame(rows)
+
+
+def _pair_cells(result: pd.DataFrame, header, first_cells, digits: int, key=("space",)) -> str:
+    """Markdown: one row per `key` (first cells from `first_cells(row)`), one column per pair."""
+    pair_names = list(dict.fromkeys(result["pair"]))
+    lines: dict[tuple, list[str]] = {}
+    cells: dict[tuple, str] = {}
+    for r in result.itertuples(index=False):
+        k = tuple(getattr(r, c) for c in key)
+        lines.setdefault(k, first_cells(r))
+        cells[(k, r.pair)] = (
+            f"{_num(r.mean_diff, digits)} ± {_num(r.pooled_sd, digits)}"
+            f" (p={_num(r.pvalue, 2)}, d={_num(r.cohen_d, 2, sign=True)})"
+        )
+    body = [[*first, *(cells.get((k, p), "") for p in pair_names)] for k, first in lines.items()]
+    return markdown_table([*header, *pair_names], body)
 
 
 # --------------------------------------------------------------------------- tables 6.1-6.3

@@ -3,8 +3,11 @@
 `plan()` turns a `BaselinesConfig` into units (one per space x method x seed) with stable keys;
 `baseline_search` runs one on a CPU and `record_search` logs it. Every search of chapter 4
 (baseline or WS) is logged by `log_search`: its trajectory and its regret steps (the change
-points of the regret curve) as Parquet artifacts; its `UnitResult` carries the steps under
-`STEPS`, the one table the reports read, whether the search ran now or was reused.
+points of the regret curve) as Parquet artifacts, its regret and simulated time against the
+evaluation index as step metrics (curves the MLflow UI overlays), and the param `method` naming
+its role (RS_bs, GS_bs, RS_ws, GS_ws: what `python -m stats table oneshot` pairs); its
+`UnitResult` carries the steps under `STEPS`, the one table the reports read, whether the search
+ran now or was reused.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from cluster.nb101.benchmark import benchmark_identity
+from cluster.nb101.clock import Clock
 from cluster.nb101.config import BaselinesConfig
 from cluster.scheduler import TrackingTarget, maybe_die
 from cluster.units import Unit, UnitResult
@@ -29,9 +33,13 @@ TRAJECTORY = "trajectory.parquet"  # one row per evaluation (or trained cell)
 STEPS = "regret_steps.parquet"  # the rows where the regret changes, and the last one
 
 
-def plan(config: BaselinesConfig, bench: Benchmark, spaces: list[str]) -> list[Unit]:
-    """One unit per (space, method, seed); the key covers everything that decides its result."""
+def plan(
+    config: BaselinesConfig, bench: Benchmark, spaces: list[str], clock: Clock | None = None
+) -> list[Unit]:
+    """One unit per (space, method, seed); the key covers everything that decides its result
+    (the clock's, when it is not the benchmark file's times)."""
     identity = benchmark_identity(bench)
+    charged = clock.cell_identity if clock is not None else {}
     units = []
     for space in spaces:
         for method in config.methods:
@@ -45,7 +53,7 @@ def plan(config: BaselinesConfig, bench: Benchmark, spaces: list[str]) -> list[U
                     "seed": seed,
                     "budget": config.budget,
                     "validation": config.validation,
-                }
+                } | charged
                 units.append(Unit(stable_key(params), f"{space}/{method}/seed{seed}", params))
     return units
 
@@ -86,13 +94,14 @@ def record_search(target: TrackingTarget, searched: Searched) -> UnitResult:
     """Ray task (no CPU: it waits on the tracking server): log a finished search as a child run,
     so the CPU goes on to the next search meanwhile."""
     p = searched.unit.params
+    clock = p.get("clock", "benchmark")
     return log_search(
         target,
         searched.unit,
-        params=p | {"clock": "simulated seconds (benchmark training time)"},
+        params=p | {"method": f"{p['method']}_bs", "clock": clock},
         metrics=searched.metrics,
         trajectory=searched.trajectory,
-        tags={"space": p["space"], "method": p["method"]},
+        tags={"space": p["space"], "method": f"{p['method']}_bs", "role": "baseline-search"},
     )
 
 
@@ -112,6 +121,8 @@ def log_search(
     tables = {TRAJECTORY: trajectory, STEPS: steps} | (extra or {})
     tracker = target.tracker()
     run_id = tracker.log_unit(target.parent_run_id, unit.key, unit.name, params, metrics, tables, tags)
+    series = {"regret": trajectory["regret"].to_numpy(), "sim_time": trajectory["sim_time"].to_numpy()}
+    tracker.log_curve(run_id, trajectory["step"].to_numpy(), series)
     return UnitResult(unit.key, run_id, metrics, {STEPS: steps})
 
 

@@ -32,8 +32,11 @@ def describe(bench: Benchmark, spec: str | None) -> str:
 
 
 def benchmark_identity(bench: Benchmark) -> str:
-    """A key for the benchmark's content, so units on different data never collide."""
-    meta = {k: v for k, v in bench.metadata.items() if k not in ("imported_at", "source", "build_seconds")}
+    """A key for the benchmark's content, so units on different data never collide (`dataset`
+    follows from `source_format`, already in the key: files written before it was recorded keep
+    their key)."""
+    skip = ("imported_at", "source", "build_seconds", "dataset")
+    meta = {k: v for k, v in bench.metadata.items() if k not in skip}
     return stable_key(meta | {"rows": bench.table.num_rows, "epochs": bench.epochs})
 
 

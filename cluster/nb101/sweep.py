@@ -9,12 +9,12 @@ those already finished is reused here, and a crashed or stopped sweep resumes fr
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import ray
 
 from cluster.nb101.baselines import STEPS, baseline_search, log_search, record_search
 from cluster.nb101.baselines import plan as baseline_plan
+from cluster.nb101.clock import Clock, resolve_clock
 from cluster.nb101.config import SweepConfig
 from cluster.nb101.correlation import Study
 from cluster.scheduler import Node, TrackingTarget, maybe_die, unit_launcher
@@ -24,7 +24,7 @@ from core.keys import stable_key
 from search.space_data import SpaceData
 from search.ws_search import search_proxy, train_ranked
 
-UNIT_VERSION = 2  # of the WS searches (2: their regret steps logged as STEPS)
+UNIT_VERSION = 3  # of the WS searches (3: every visited cell evaluated, on the sweep's one clock)
 
 
 def ws_search_unit(
@@ -35,26 +35,26 @@ def ws_search_unit(
     evaluator,
     supernet: UnitResult,
     recipe: dict,
-    clock: dict,
+    proxies: dict,
+    supernet_seconds: float,
 ) -> UnitResult:
-    """Ray task: one WS search (proxy search, then the best cells trained), logged as a child run."""
+    """Ray task: one WS search (proxy search, then every visited cell evaluated best proxy
+    first), logged as a child run. The clock charges `supernet_seconds`, `proxies[space][row]`
+    per proxy evaluation and each cell's training on the space's clock (`spaces`)."""
     maybe_die(unit, fault)
     p = unit.params
     space: SpaceData = spaces[p["space"]]
+    proxy_cost = proxies[p["space"]]
 
     def score(hashes):
-        specs = [space.spec(space.row(h)) for h in hashes]
-        values, seconds = ray.get(evaluator.score_specs.remote(supernet.run_id, recipe, specs, "BNS-FT"))
-        return values, (seconds if clock["clock"] == "measured" else clock["proxy_seconds"] * len(hashes))
+        rows = [space.row(h) for h in hashes]
+        specs = [space.spec(r) for r in rows]
+        values, _measured = ray.get(evaluator.score_specs.remote(supernet.run_id, recipe, specs, "BNS-FT"))
+        return values, float(proxy_cost[rows].sum())
 
     found = search_proxy(p["method"], space, p["seed"], p["ws_budget"], score)
-    if clock["clock"] == "measured":
-        supernet_seconds = float(supernet.metrics["train_seconds"])
-    else:
-        supernet_seconds = clock["supernet_seconds"]
-    trajectory = train_ranked(
-        found, space, supernet_seconds + found.seconds, p["trained_cells"], p["seed"], p["validation"]
-    )
+    start = supernet_seconds + found.seconds
+    trajectory = train_ranked(found, space, start, p["seed"], p["validation"], p.get("trained_cells"))
     regret, times = trajectory["regret"].to_numpy(), trajectory["sim_time"].to_numpy()
     metrics = {
         "first_regret": float(regret[0]),
@@ -62,15 +62,17 @@ def ws_search_unit(
         "final_regret": float(regret[-1]),
         "sim_time_total": float(times[-1]),
         "supernet_seconds": supernet_seconds,
+        "cells_evaluated": trajectory.num_rows,
     }
     metrics |= {k: float(v) for k, v in found.stats.items() if isinstance(v, int | float | bool)}
+    role = f"{p['method']}_ws"
     return log_search(
         target,
         unit,
-        params=p | {"supernet_run": supernet.run_id},
+        params=p | {"method": role, "supernet_run": supernet.run_id},
         metrics=metrics,
         trajectory=trajectory,
-        tags={"role": "ws-search", "space": p["space"], "method": f"{p['method']}_ws"},
+        tags={"role": "ws-search", "space": p["space"], "method": role},
         extra={"proxy_search.parquet": pa.table({"hash": found.hashes, "proxy": found.proxies})},
     )
 
@@ -80,19 +82,31 @@ class Sweep:
     opened on a sweep, its nodes."""
 
     def __init__(
-        self, config: SweepConfig, bench, spaces: list[str], identity: str, fault: dict | None = None
+        self,
+        config: SweepConfig,
+        bench,
+        spaces: list[str],
+        identity: str,
+        fault: dict | None = None,
+        clock: Clock | None = None,
     ):
+        """`clock`: what every search is charged on (default: the config's, resolved on `bench`)."""
         self.config, self.bench, self.spaces, self.fault = config, bench, spaces, fault
+        self.clock = clock or resolve_clock(config, bench, config.supernet)
         self.study = Study(config.correlation(), bench, spaces, identity, fault, replicates=config.ws_seeds)
         if config.correlation_supernets == 0:  # keep the supernets, drop the correlation evaluations
             self.study.evaluations = []
-        self.baseline_units = baseline_plan(config.baselines(), bench, spaces)
-        self.space_data = {s: SpaceData.from_benchmark(bench, s) for s in spaces}
+        self.baseline_units = baseline_plan(config.baselines(), bench, spaces, self.clock)
+        ready = self.clock.name != "calibrated" or self.clock.table is not None  # else: a dry run
+        self.space_data = {
+            s: self.clock.timed(d) if ready else d
+            for s, d in ((s, SpaceData.from_benchmark(bench, s)) for s in spaces)
+        }
         self.target: TrackingTarget | None = None
         self._shared = None
         self._baseline_launch = None
         self.ws_units: list[Unit] = []
-        clock = self.clock()
+        charged = self.clock.identity
         for (space, variant, seed), sn in self.study.supernets.items():
             if seed >= config.ws_seeds:
                 continue
@@ -108,7 +122,7 @@ class Sweep:
                     "ws_budget": config.ws_budget,
                     "trained_cells": config.trained_cells,
                     "validation": config.validation,
-                } | clock
+                } | charged
                 unit = Unit(stable_key(params), f"{space}/{variant}/{method}_ws/seed{seed}", params)
                 self.ws_units.append(unit)
 
@@ -134,24 +148,18 @@ class Sweep:
         ]
         return nodes
 
-    def clock(self) -> dict:
-        if self.config.clock == "measured":
-            return {"clock": "measured"}
-        return {
-            "clock": "modelled",
-            "supernet_seconds": self.config.supernet_seconds,
-            "proxy_seconds": self.config.proxy_seconds,
-        }
-
     def _refs(self):
+        """The spaces (charged on the clock), the report steps and each space's proxy costs, in
+        the object store once."""
         if self._shared is None:
-            self._shared = (ray.put(self.space_data), ray.put([100, 1000, 10_000]))
+            proxies = {s: self.clock.proxy(d) for s, d in self.space_data.items()}
+            self._shared = (ray.put(self.space_data), ray.put([100, 1000, 10_000]), ray.put(proxies))
         return self._shared
 
     def launch_baseline(self, unit: Unit, deps):
         if self._baseline_launch is None:
             self._baseline_launch = unit_launcher(
-                baseline_search, record_search, self.target, self._refs(), self.config.max_retries
+                baseline_search, record_search, self.target, self._refs()[:2], self.config.max_retries
             )
         return self._baseline_launch(unit, deps)
 
@@ -162,6 +170,7 @@ class Sweep:
         task = ray.remote(timed(ws_search_unit)).options(  # its run starts when the search does
             num_cpus=0, max_retries=self.config.max_retries, retry_exceptions=False
         )
+        space = unit.params["space"]
         return task.remote(
             unit,
             self.target,
@@ -170,11 +179,15 @@ class Sweep:
             self.study.evaluator(supernet_key),
             deps[supernet_key],
             recipe,
-            self.clock(),
+            self._refs()[2],
+            self.clock.supernet(self.space_data[space], self.study.recipes[supernet_key]),
         )
 
     def dry_run(self, finished: dict) -> str:
-        """What would run: units per kind, what is reused, and the simulated cost."""
+        """What would run: units per kind, what is reused, the clock, the time the searches
+        simulate on it, the device work by kind and the wall time (cluster/nb101/estimate.py)."""
+        from cluster.nb101.estimate import describe
+
         kinds: dict[str, list[int]] = {}
         units = self.units()
         for unit in units:
@@ -183,33 +196,11 @@ class Sweep:
             kinds.setdefault(kind, [0, 0])[done] += 1
         lines = [f"{'unit kind':22s} {'to run':>8s} {'reused':>8s}"]
         lines += [f"{k:22s} {v[0]:8d} {v[1]:8d}" for k, v in kinds.items()]
-        cost = self.simulated_cost()
-        lines.append(f"total: {len(units)} units; simulated cost {cost['description']}")
-        return "\n".join(lines)
-
-    def simulated_cost(self) -> dict:
-        """Benchmark seconds the searches simulate, and an estimate of the real work."""
-        mean_time = {s: float(np.nanmean(d.training_time)) for s, d in self.space_data.items()}
-        sim = sum(
-            mean_time[u.params["space"]] * min(u.params["budget"], len(self.space_data[u.params["space"]]))
-            for u in self.baseline_units
+        proxies = len(self.ws_units) * self.config.ws_budget + sum(
+            e.params["cells"] * len(e.params["modes"].split(",")) for e in self.study.evaluations
         )
-        recipe = next(iter(self.study.recipes.values()))
-        supernets = len(self.study.supernets)
-        proxies = (
-            len(self.ws_units) * self.config.ws_budget
-            + len(self.study.evaluations) * self.config.correlation_cells
-        )
-        text = (
-            f"{sim / 3600:,.0f} simulated GPU-hours of baseline training; {supernets} supernets x "
-            f"{recipe.epochs} epochs on {recipe.dataset}; {proxies:,} proxy evaluations"
-        )
-        return {
-            "baseline_seconds": sim,
-            "supernets": supernets,
-            "proxy_evaluations": proxies,
-            "description": text,
-        }
+        lines.append(f"total: {len(units)} units; {proxies:,} proxy evaluations")
+        return "\n".join(lines + describe(self, finished))
 
     # ---- results ---------------------------------------------------------------------
     def trajectories(self, results: dict[str, UnitResult]) -> pa.Table:
@@ -219,7 +210,7 @@ class Sweep:
         for unit in self.baseline_units + self.ws_units:
             t = results[unit.key].table(STEPS)
             suffix = "ws" if unit.params["kind"] == "nb101-ws-search" else "bs"
-            label = f"{unit.params['method']}_{suffix}"
+            label = f"{unit.params['method']}_{suffix}"  # the param `method` its run logs
             if unit.params.get("variant", "uniform") != "uniform":
                 label += f"[{unit.params['variant']}]"
             n = t.num_rows

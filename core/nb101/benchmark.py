@@ -15,8 +15,10 @@ Layout (schema version 1), one row per (cell, epochs), rows sorted by (epochs, h
                          fixed_size_list<float64>[R], one value per repeat, NaN where absent
 
 File metadata: schema_version, source, source_format, source_size, source_sha256,
-imported_at, records, corrupt_records, description. This is the "equivalent layout" of one
-row per (cell, epochs, repeat): repeats sit side by side so a query is one gather.
+imported_at, records, corrupt_records, description, dataset (what the cells were trained on:
+`cifar10` for NB-101's own files, `digits` for the embedded mini-benchmark; files written before
+it was recorded get it from their source_format). This is the "equivalent layout" of one row per
+(cell, epochs, repeat): repeats sit side by side so a query is one gather.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ STAGES = ("final", "halfway")
 VALUE_COLUMNS = tuple(f"{s}_{m}" for s in STAGES for m in METRICS)
 CELL_COLUMNS = ("hash", "epochs", "num_vertices", "adj_bits", "ops", "trainable_parameters", "repeats")
 DEFAULT_MINIBENCH = Path(__file__).parent / "data" / "minibench_digits.parquet"
+DATASET_OF_FORMAT = {  # the data each writer's cells were trained on
+    "nb101-tfrecord": "cifar10",
+    "naslib-pickle": "cifar10",
+    "real-subset-npz": "cifar10",
+    "minibench": "digits",
+}
 _NIBBLE = np.full(256, 255, dtype=np.uint8)
 _NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
@@ -77,6 +85,9 @@ def build_table(cells: dict, values: dict, metadata: dict) -> pa.Table:
         flat = pa.array(np.asarray(values[name], dtype=np.float64)[order].ravel())
         columns[name] = pa.FixedSizeListArray.from_arrays(flat, n_rep)
     meta = {"schema_version": str(SCHEMA_VERSION)} | {k: str(v) for k, v in metadata.items()}
+    dataset = DATASET_OF_FORMAT.get(meta.get("source_format", ""))
+    if dataset and "dataset" not in meta:
+        meta["dataset"] = dataset
     return pa.table(columns).replace_schema_metadata(meta)
 
 
@@ -151,6 +162,11 @@ class Benchmark:
     def epochs(self) -> list[int]:
         """Training budgets present, ascending."""
         return sorted(self._blocks)
+
+    @property
+    def dataset(self) -> str | None:
+        """What the cells were trained on (`cifar10`, `digits`), None when the file does not say."""
+        return self.metadata.get("dataset") or DATASET_OF_FORMAT.get(self.metadata.get("source_format", ""))
 
     @property
     def final_epochs(self) -> int:

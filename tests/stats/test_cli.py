@@ -149,3 +149,28 @@ def test_usage_errors_exit_2(capsys):
         cli.main(["table", "histogram", "--experiment", "x"])
     assert exc.value.code == 2
     assert "invalid choice: 'histogram'" in capsys.readouterr().err
+
+
+def test_a_sweeps_runs_read_as_the_tables_need_them():
+    """A sweep logs one proxy column per mode and WS variants as a param: the CLI reshapes both."""
+    import pyarrow as pa
+
+    evaluations = pa.table(
+        {
+            "run_id": ["e0", "e0", "e1", "e1"],
+            "space": ["A1"] * 4,
+            "variant": ["uniform", "uniform", "SINGLE-K", "SINGLE-K"],
+            "replicate": ["0", "0", "0", "0"],
+            "modes": ["NO-FT,BNS-FT", "NO-FT,BNS-FT", "BNS-FT", "BNS-FT"],
+            "NO-FT": [0.1, 0.2, None, None],
+            "BNS-FT": [0.3, 0.4, 0.5, 0.6],
+            "target": [0.9, 0.8, 0.7, 0.6],
+        }
+    )
+    long = cli._proxies_long(evaluations).to_pandas()
+    assert long.variant.tolist() == ["BNS-FT", "BNS-FT", "SINGLE-K", "SINGLE-K", "NO-FT", "NO-FT"]
+    assert long.proxy.tolist() == [0.3, 0.4, 0.5, 0.6, 0.1, 0.2]
+    assert long.target.tolist() == [0.9, 0.8, 0.7, 0.6, 0.9, 0.8]
+    searches = pa.table({"method": ["RS_bs", "RS_ws", "GS_ws"], "variant": [None, "uniform", "AVG-3"]})
+    assert cli._with_variants(searches)["method"].to_pylist() == ["RS_bs", "RS_ws", "GS_ws[AVG-3]"]
+    assert "variant" not in cli._with_variants(searches).column_names

@@ -62,3 +62,23 @@ def test_figure_input_errors():
         proxy_scatter_figure([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="same length"):
         proxy_scatter_figure([1.0, 2.0], [1.0, 2.0], highlight=[True])
+
+
+def test_regret_figure_marks_first_evaluations_and_keeps_bands_on_the_log_axis():
+    from stats.regret import RegretCurve
+
+    grid = np.geomspace(1.0, 100.0, 30)
+    mean = np.linspace(0.5, 0.1, 30)
+    low, high = np.where(mean >= 0.3, mean - 0.2, -0.1), mean + 0.3  # below 0 where the mean is small
+    low[0] = 0.05  # the smallest positive value plotted: the floor is half of it
+    wide = RegretCurve(grid, mean, low, high, np.ones(30), np.full(30, 30), 0.95)
+    few = np.where(np.arange(30) >= 28, 0.3, np.nan)  # two grid points: a narrow time range
+    narrow = RegretCurve(grid, few, np.full(30, np.nan), np.full(30, np.nan), np.ones(30), np.zeros(30), 0.95)
+    starts = {"WS": (np.array([8.0, 12.0]), np.array([0.3, 0.0]))}
+    fig = regret_figure({"BS": wide, "WS": narrow}, starts=starts)
+    ax = fig.axes[0]
+    assert ax.lines[0].get_marker() == "None" and ax.lines[1].get_marker() == "o"  # 2 points: markers
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.025) and band.max() == pytest.approx(0.8)  # floor: half of 0.05
+    marks = ax.collections[-1].get_offsets()
+    np.testing.assert_allclose(marks, [[8.0, 0.3], [12.0, 0.025]])  # a regret of 0 drawn at the floor

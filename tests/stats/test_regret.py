@@ -10,6 +10,7 @@ from scipy import stats as st
 from stats import (
     align_runs,
     compare,
+    first_values,
     log_grid,
     one_shot,
     one_shot_budget,
@@ -147,10 +148,18 @@ def test_regret_at_a_budget_and_runs_not_started():
         assert first[run_id] == expected
 
 
-def test_one_shot_is_compare_of_the_regrets_at_the_budget():
+def test_one_shot_compares_baselines_at_the_budget_with_first_picks():
     runs = _searches()
-    result = one_shot(runs, "RS_bs", "RS_ws", budget=60.0, not_started="raise")
+    result = one_shot(runs, "RS_bs", "RS_ws")
+    budget = one_shot_budget(runs, "RS_ws")
+    baseline = regret_at(runs[runs.method == "RS_bs"], budget)["regret"].to_numpy()
+    ws = runs[runs.method == "RS_ws"]
+    picks = ws.groupby("run_id", sort=False).regret.first().to_numpy()  # each run's first evaluation
+    assert result == compare(baseline, picks)
+    firsts = first_values(ws).to_pandas()
+    assert firsts.time.tolist() == ws.groupby("run_id", sort=False).time.min().tolist()
     at = {m: regret_at(runs[runs.method == m], 60.0)["regret"].to_numpy() for m in ("RS_bs", "RS_ws")}
+    result = one_shot(runs, "RS_bs", "RS_ws", budget=60.0, pick="budget")
     assert result == compare(at["RS_bs"], at["RS_ws"])
     assert result.n_a == 30 and result.n_b == 10
     assert result.mean_diff > 0 and result.prob_superiority > 0.5  # WS has the smaller regret here
@@ -171,3 +180,21 @@ def test_bad_input():
         regret_curve(_two_runs().assign(regret=[5.0, 3.0, np.nan, 1.0, 4.0]))
     with pytest.raises(ValueError, match="unknown not_started 'later'"):
         regret_at(_two_runs(), 3.0, not_started="later")
+
+
+def test_a_mean_over_all_started_runs_does_not_rise_when_a_late_run_joins():
+    runs = pd.DataFrame(
+        {
+            "run_id": ["early", "early", "late", "late"],
+            "time": [1.0, 4.0, 3.0, 5.0],
+            "regret": [1.0, 0.5, 3.0, 2.0],
+        }
+    )
+    grid = [1.0, 2.0, 3.0, 4.0, 5.0]
+    joined = regret_curve(runs, grid=grid)
+    np.testing.assert_allclose(joined.mean, [1.0, 1.0, 2.0, 1.75, 1.25])  # rises at t=3
+    complete = regret_curve(runs, grid=grid, all_started=True)
+    np.testing.assert_allclose(complete.mean, [np.nan, np.nan, 2.0, 1.75, 1.25])
+    assert complete.n.tolist() == [0, 0, 2, 2, 2]
+    by = regret_curves(runs.assign(method="m"), grid=grid, all_started=True)["m"]
+    np.testing.assert_array_equal(by.mean, complete.mean)

@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as st
 
-from stats import bootstrap_ci, compare, correlation_table, regret_at
+from stats import bootstrap_ci, compare, correlation_table, first_values, regret_at
 from stats.tables import (
     bone_age_report,
+    budgets_report,
     correlation_report,
     markdown_table,
     oneshot_report,
@@ -58,13 +59,58 @@ def test_oneshot_report_equals_compare_at_the_ws_budget(trajectories):
     budget = ws.groupby("run_id").time.min().mean()
     assert row.budget == pytest.approx(budget)
     ra = regret_at(space[space.method == "RS_bs"], budget)["regret"].to_numpy()
-    rb = regret_at(ws, budget, not_started="first")["regret"].to_numpy()
+    rb = first_values(ws)["regret"].to_numpy()  # each WS run's first pick (thesis 4.3.3)
+    assert np.allclose(
+        rb,
+        ws.sort_values("time")
+        .groupby("run_id", sort=False)
+        .regret.first()[first_values(ws)["run_id"].to_pylist()],
+    )
     ref = compare(ra * 100, rb * 100)
     for field in ("mean_diff", "pooled_sd", "pvalue", "cohen_d", "prob_superiority", "ci_low", "ci_high"):
         assert row[field] == pytest.approx(getattr(ref, field), rel=1e-12)
     assert st.ttest_ind(ra, rb).pvalue == pytest.approx(row.pvalue, rel=1e-9)
     cell = f"{ref.mean_diff:.2f} ± {ref.pooled_sd:.2f} (p={ref.pvalue:.2f}, d={ref.cohen_d:+.2f})"
     assert cell in report.markdown
+
+
+def _hand_made() -> pd.DataFrame:
+    """Two baseline runs and two WS runs whose first pick and later value differ (regret x 100):
+    WS run w1 picks 5 at t=4 then finds 1 at t=5; w2 picks 3 at t=6, finds 1 at t=8. Budget =
+    mean first time = 5; baselines at t=5: 6 and 4."""
+    rows = [
+        ("b1", "RS_bs", [1.0, 3.0, 7.0], [0.09, 0.06, 0.02]),
+        ("b2", "RS_bs", [2.0, 4.5, 9.0], [0.08, 0.04, 0.01]),
+        ("w1", "RS_ws", [4.0, 5.0], [0.05, 0.01]),
+        ("w2", "RS_ws", [6.0, 8.0], [0.03, 0.01]),
+    ]
+    return pd.concat(
+        pd.DataFrame({"space": "A1", "method": m, "run_id": r, "time": t, "regret": v}) for r, m, t, v in rows
+    )
+
+
+def test_oneshot_counts_each_ws_runs_first_pick_as_the_thesis_does():
+    report = oneshot_report(_hand_made(), pairs=[("RS_bs", "RS_ws")])
+    row = report.table.to_pandas().iloc[0]
+    assert row.budget == 5.0
+    # thesis 4.3.3: mean(6, 4) - mean(5, 3) = 1.0; counting each WS run's value at the budget
+    # (w1 had found 1 by t=5) would give mean(6, 4) - mean(1, 3) = 3.0
+    assert row.mean_diff == pytest.approx(1.0) and row.pooled_sd == pytest.approx(np.sqrt(2.0))
+    assert row.cohen_d == pytest.approx(1 / np.sqrt(2.0))
+    assert row.pvalue == pytest.approx(st.ttest_ind([6, 4], [5, 3]).pvalue)
+    at_budget = oneshot_report(_hand_made(), pairs=[("RS_bs", "RS_ws")], pick="budget").table
+    assert at_budget["mean_diff"][0].as_py() == pytest.approx(3.0)
+    assert "1.00 ± 1.41 (p=0.55, d=+0.71)" in report.markdown
+
+
+def test_budgets_report_compares_every_run_at_multiples_of_the_one_shot_budget():
+    report = budgets_report(_hand_made(), pairs=[("RS_bs", "RS_ws")], multiples=(1.0, 2.0))
+    out = report.table.to_pandas()
+    assert out.multiple.tolist() == [1.0, 2.0] and out.budget.tolist() == [5.0, 10.0]
+    # at t=5: baselines 6, 4; WS 1 (w1's second cell) and 3 (w2's first, evaluated later)
+    assert out.mean_diff.tolist() == pytest.approx([3.0, 0.5])  # at t=10: (2 + 1)/2 - (1 + 1)/2
+    assert "| A1 | 2x (10) |" in report.markdown
+    assert report.name == "budgets"
 
 
 def test_oneshot_report_with_given_budgets_and_pairs(trajectories):

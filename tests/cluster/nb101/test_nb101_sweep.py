@@ -1,5 +1,6 @@
 """jobs/nb101_sweep.py: dry run, bad configs, and a driver killed mid-sweep then re-submitted,
-which must end in the same MLflow state as an uninterrupted sweep."""
+which must end in the same MLflow state as an uninterrupted sweep; `python -m stats` builds the
+sweep's tables from its own runs."""
 
 from __future__ import annotations
 
@@ -14,19 +15,15 @@ import pytest
 from cluster.tracking import KIND, Tracker
 from core.paths import REPO_ROOT
 
-SMALL = [
+SMALL = [  # the embedded benchmark (digits), as the smoke preset's supernets
     "--preset",
     "smoke",
-    "--benchmark",
-    "real-subset",
     "--baseline-seeds",
     "2",
     "--set",
     "budget=30",
     "--set",
     "ws_budget=20",
-    "--set",
-    "trained_cells=5",
     "--set",
     "supernet.epochs=2",
     "--set",
@@ -60,9 +57,23 @@ def _deterministic(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not any(t in k for t in timed)}
 
 
-def test_killed_driver_resubmitted_equals_uninterrupted(
-    real_nb101, ray_cluster, tmp_path, tracking_server, experiment
-):
+def _stats_tables(uri: str, experiment: str, out) -> dict:
+    """Tables 4.3-4.5 built by `python -m stats` from the sweep's own child runs."""
+    import pandas as pd
+
+    from stats import cli
+
+    tracker = Tracker(uri, experiment)
+    (sweep,) = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")
+    tables = {}
+    for kind in ("oneshot", "correlation"):
+        args = ["table", kind, "--experiment", experiment, "--tracking-uri", uri]
+        assert cli.main([*args, "--parent-run", sweep.info.run_id, "--out", str(out)]) == 0
+        tables[kind] = pd.read_parquet(out / f"{kind}.parquet")
+    return tables
+
+
+def test_killed_driver_resubmitted_equals_uninterrupted(ray_cluster, tmp_path, tracking_server, experiment):
     import jobs.nb101_sweep as job
 
     uri, clean, crashed = tracking_server, f"{experiment}-clean", f"{experiment}-crashed"
@@ -115,24 +126,66 @@ def test_killed_driver_resubmitted_equals_uninterrupted(
         assert _deterministic(metrics) == pytest.approx(_deterministic(ref_metrics)), name
     tracker = Tracker(uri, crashed)
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")) == 1
-    assert (tmp_path / "o3" / "oneshot.md").exists() and (tmp_path / "o3" / "regret_A2.png").exists()
+    out = tmp_path / "o3"
+    assert (
+        (out / "oneshot.md").exists() and (out / "budgets.md").exists() and (out / "regret_A2.png").exists()
+    )
+    assert "Times: modelled clock" in (out / "report.md").read_text()
+
+    # every search names its role and logs its regret curve as step metrics
+    units = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
+    runs = [r for r in units if "method" in r.data.params]
+    assert sorted({r.data.params["method"] for r in runs}) == ["GS_bs", "GS_ws", "RS_bs", "RS_ws"]
+    ws = next(r for r in runs if r.data.params["method"] == "RS_ws")
+    trajectory = tracker.load_table(ws.info.run_id, "trajectory.parquet")
+    assert trajectory.num_rows == 20  # every visited cell (ws_budget), best proxy first
+    history = tracker.client.get_metric_history(ws.info.run_id, "regret")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == trajectory["regret"].to_pylist()
+
+    # python -m stats reads the sweep's runs into the same tables 4.3-4.5
+    import pandas as pd
+
+    tables = _stats_tables(uri, crashed, tmp_path / "tables")
+    for kind, columns in (("oneshot", ["mean_diff", "pooled_sd", "pvalue"]), ("correlation", ["mean"])):
+        report = pd.read_parquet(out / f"{kind}.parquet")
+        assert len(tables[kind]) == len(report) > 0
+        for column in columns:
+            assert tables[kind][column].to_numpy() == pytest.approx(report[column].to_numpy(), nan_ok=True)
 
 
-def test_dry_run_and_bad_config(real_nb101, tmp_path, capsys):
+def test_dry_run_and_bad_config(tmp_path, capsys):
     import jobs.nb101_sweep as job
 
     assert job.main([*SMALL, "--tracking-uri", f"file:{tmp_path / 'm'}", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "nb101-ws-search" in out and "total: 11 units" in out and "proxy evaluations" in out
+    assert "clock: modelled clock" in out and "simulated cost on this clock" in out
+    default = [
+        "--spaces",
+        "A1",
+        "--tracking-uri",
+        f"file:{tmp_path / 'm'}",
+        "--dry-run",
+        "--cluster-gpus",
+        "8",
+    ]
+    assert job.main(default) == 0
+    out = capsys.readouterr().out
+    assert "clock: calibrated clock (timed): " in out and "2,532 cells timed" in out
+    assert "device work still to run (device-hours, from cpu: " in out and "wall time on 8 GPU(s)" in out
     assert job.main(["--preset", "smoke", "--set", "ws_seeds=1", "--tracking-uri", f"file:{tmp_path}"]) == 2
     assert "ws_seeds" in capsys.readouterr().err
     assert job.main(["--preset", "smoke", "--set", "supernet.variant_x=1"]) == 2
     assert "variant_x" in capsys.readouterr().err
+    mixed = ["--preset", "smoke", "--benchmark", "real-subset", "--tracking-uri", f"file:{tmp_path / 'x'}"]
+    assert job.main(mixed) == 2
+    assert "supernets would train on digits but benchmark" in capsys.readouterr().err
+    assert job.main(["--set", "clock=benchmark", "--tracking-uri", f"file:{tmp_path / 'x'}"]) == 2
+    assert "the mix thesis 4.3.3 refuses" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
-def test_an_error_after_the_sweep_started_leaves_it_failed(
-    real_nb101, ray_cluster, tmp_path, sweep_status, broken
-):
+def test_an_error_after_the_sweep_started_leaves_it_failed(ray_cluster, tmp_path, sweep_status, broken):
     import jobs.nb101_sweep as job
 
     error = broken(job, "run_graph")

@@ -22,17 +22,15 @@ def _supernet_weights(uri: str, experiment: str) -> dict:
 
 
 def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
-    real_nb101, ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
+    ray_cluster, tmp_path, monkeypatch, tracking_server, experiment
 ):
     import jobs.ws_correlation as job
 
     uri, clean, crashed = tracking_server, f"{experiment}-clean", f"{experiment}-crashed"
 
-    common = [
+    common = [  # the embedded benchmark (digits), as the smoke preset's supernets
         "--preset",
         "smoke",
-        "--benchmark",
-        "real-subset",
         "--supernets",
         "1",
         "--cells",
@@ -75,6 +73,12 @@ def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
 
 def test_bad_recipe_key_fails_before_any_work(tmp_path, capsys):
     import jobs.ws_correlation as job
+
+    mixed = ["--preset", "smoke", "--benchmark", "real-subset", "--tracking-uri", f"file:{tmp_path}"]
+    assert job.main(mixed) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: supernet.dataset: supernets would train on digits but benchmark")
+    assert "holds cifar10 accuracies" in err
 
     assert (
         job.main(["--preset", "smoke", "--set", "supernet.epochz=3", "--tracking-uri", f"file:{tmp_path}"])
