@@ -77,14 +77,14 @@ def run_resumable(unit, target, work: Resumable, device: str, fault: dict | None
     from cluster.units import UnitResult
 
     tracker = target.tracker() if track else None
-    run_id, where = "", placement()  # node and GPU ids: params of the first attempt, info of this one
+    run_id, where = "", placement()  # node and GPU ids: params of the first attempt, tags of the last
     if tracker:
         params = work.params | {"device": device} | where
         run_id = tracker.open_unit(target.parent_run_id, unit.key, unit.name, params, work.tags)
     trainer = work.setup(device)
     resumed_from = _restore(unit, trainer, work, tracker, run_id, device) if tracker else 0
-    if resumed_from and where:  # params keep the first attempt's node: say where it resumed
-        tracker.set_tags(run_id, {"resumed_on_node": where["node_id"], "resumed_on_gpus": where["gpu_ids"]})
+    if tracker and where:  # a run reopened by a later attempt keeps its first params: tag this one's
+        tracker.set_tags(run_id, {"node_id": where["node_id"], "gpu_ids": where["gpu_ids"]})
     start = time.perf_counter()
     with tracker.system_metrics(run_id) if tracker else contextlib.nullcontext():
         _train(unit, trainer, work, tracker, run_id, fault)

@@ -63,7 +63,8 @@ class PatchFineTuner:
         return placement()
 
     def gang(self, ranks: list[dict]) -> None:
-        """Where every rank of the gang runs (node ids, GPU ids per rank), logged with each job."""
+        """Where every rank of the gang runs (node ids, GPU ids per rank): params of a job's run, and
+        tags of the attempt that finished it."""
         self._gang = {
             "gang_node_ids": ",".join(r.get("node_id", "?") for r in ranks),
             "gang_gpu_ids": ";".join(r.get("gpu_ids", "?") for r in ranks),
@@ -137,7 +138,7 @@ class PatchFineTuner:
             result = measure(trainer, job.splits)  # every rank: evaluation is sharded and gathered
             if self.rank != 0:
                 return {}, {}
-            target.tracker().set_tags(run_id, {"cluster": self.cluster})  # this attempt's gang
+            target.tracker().set_tags(run_id, {"cluster": self.cluster} | self._gang)  # this attempt's gang
             seconds = time.perf_counter() - start
             return self._metrics(job, trainer.model, result, seconds), self._tables(result, data)
 

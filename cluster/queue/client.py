@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from cluster.queue.registry import CONFIG_VARIABLE, lookup
 from cluster.queue.store import ACTIVE, TERMINAL, JobQueue, QueuedJob
+from cluster.runtime import project_runtime_env
 from cluster.tracking import (
     GIT_COMMIT_VARIABLE,
     GIT_DIRTY_VARIABLE,
@@ -29,11 +30,9 @@ from cluster.tracking import (
 )
 from core.config import ConfigError
 from core.keys import stable_key
-from core.paths import REPO_ROOT, cache_dir
+from core.paths import cache_dir
 from mlflow_server.uri import ENV as TRACKING_VARIABLE
 from mlflow_server.uri import resolve
-
-UPLOAD_EXCLUDES = [".venv", ".cache", "mlruns", "outputs", ".git", "*.so", "__pycache__"]
 
 
 class ClusterUnreachable(ConnectionError):
@@ -185,14 +184,9 @@ def submit_to_ray(client: Client, job: QueuedJob) -> str:
     """Start a queued job through Ray's job API; returns the submission id."""
     spec = lookup(job.job)
     submission_id = f"sweeps-{job.id}-{job.attempts + 1}"
-    runtime_env = {
-        "working_dir": str(REPO_ROOT),
-        "excludes": UPLOAD_EXCLUDES,
-        "env_vars": job_environment(job),
-    }
     return ray_jobs(client.address).submit_job(
         entrypoint=spec.entrypoint(),
-        runtime_env=runtime_env,
+        runtime_env=project_runtime_env(job_environment(job)),
         submission_id=submission_id,
         metadata={"queue_id": job.id, "job": job.job},
     )
