@@ -28,6 +28,13 @@ class Work:
     gpus: float  # the GPU share each holds while it runs
 
 
+def duration(seconds: float) -> str:
+    """12,345.6 h, 12.3 min or 45 s."""
+    if seconds >= HOUR:
+        return f"{seconds / HOUR:,.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def _mean_training(space) -> float:
     return float(np.nanmean(space.training_time))
 
@@ -123,11 +130,16 @@ def describe(sweep, finished: dict) -> list[str]:
         lines.append(f"  {w.kind:26s} {w.units:6d} units {w.seconds / HOUR:12,.2f} h ({w.gpus:g} GPU each)")
     baselines = sum(u.key not in finished for u in sweep.baseline_units)
     lines.append(f"  {'baseline searches':26s} {baselines:6d} units on CPUs (benchmark look-ups)")
+    if clock.name == "calibrated" and not where.startswith("cuda"):
+        lines.append(
+            "  (hours on that CPU: GPU-hours need a GPU's table, `python jobs/nb101_costs.py` run on "
+            "the cluster; the simulated comparison is fair on any one device)"
+        )
     gpus = sweep.config.cluster_gpus
     if gpus:
         lines.append(
-            f"wall time on {gpus} GPU(s): about {wall_time(work, chain, gpus) / HOUR:,.1f} h "
-            f"(the longest chain, a supernet then its evaluations: {chain / HOUR:,.1f} h)"
+            f"wall time on {gpus} GPU(s): about {duration(wall_time(work, chain, gpus))} "
+            f"(the longest chain, a supernet then its evaluations: {duration(chain)})"
         )
     else:
         lines.append("wall time: add --cluster-gpus N for an estimate on N GPUs")

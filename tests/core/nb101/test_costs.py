@@ -166,9 +166,12 @@ def test_timing_a_cell_measures_its_passes(bench):
     assert (table["forward_s"].to_numpy() > 0).all() and (table["step_s"].to_numpy() > 0).all()
 
 
-def test_the_shipped_table_times_every_embedded_cell_like_its_training(bench):
-    """The embedded default's calibrated clock: every cell timed on this project's CPU; its
-    training times rank cells as the mini-benchmark's own measured trainings (same CPU) do."""
+def test_the_shipped_table_times_every_embedded_cell_as_long_as_its_training_took(bench):
+    """The embedded default's calibrated clock: every cell timed on this project's CPU. Its cells'
+    trainings take on average what the mini-benchmark's own trainings took on the same CPU
+    (measured apart, with the optimiser and data loading: within 25%), and the more layers a
+    network has, the longer its pass (a per-cell check the file's times cannot give: each cell's
+    three repeats were trained back to back, so they share the machine's load of the moment)."""
     from cluster.nb101.config import EMBEDDED_RECIPE
     from cluster.nb101.costs import find_cost_table
     from core.ws.config import timing_recipe
@@ -179,8 +182,11 @@ def test_the_shipped_table_times_every_embedded_cell_like_its_training(bench):
     cells = bench.cells()
     forward, step, timed = table.seconds(cells)
     assert timed.all() and not table.fitted and table.device.startswith("cpu: ")
+    assert table.metadata["timer"] == "thread CPU time" and table.metadata["measures"] == "3"
     digits = DATASETS["digits"]
     training = step * training_steps(bench.final_epochs, digits.train, 64)
     training += forward * (digits.batches("validation", 64) + digits.batches("test", 64))
     measured = np.nanmean(bench.query(cells["hash"].to_pylist())["training_time"], axis=1)
-    assert spearmanr(training, measured).statistic > 0.5
+    assert 0.75 < training.mean() / measured.mean() < 1.25
+    layers = cell_features(cells, EMBEDDED)[:, FEATURES.index("layers")]
+    assert spearmanr(layers, step).statistic > 0.4
