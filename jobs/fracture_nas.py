@@ -6,6 +6,7 @@ Usage:
     python jobs/fracture_nas.py --preset thesis --manifest patches.parquet --images DIR \\
         --supernet-checkpoint ofa_mbv3_d234_e346_k357_w1.2 --baseline-weights resnet152=r152.pth ...
     python jobs/fracture_nas.py --dry-run                 # plan, reuse and progress; runs nothing
+    python jobs/fracture_nas.py --preset thesis --dry-run --cluster-gpus 32   # GPU-hours, wall time
     python jobs/fracture_nas.py --set search.budget=30 --set recipe.epochs=2 --clusters 3
     ray job submit --working-dir . -- python jobs/fracture_nas.py --preset thesis ...
 
@@ -81,6 +82,7 @@ CLI = JobCli(
             metavar="NAME=PATH",
         ),
         Flag("--no-final", "final.enabled", switch=False, help="search only, no final stage"),
+        Flag("--cluster-gpus", "cluster_gpus", int, help="dry run: estimate the wall time on N GPUs"),
     ),
     presets=PRESETS,
     dry_run=True,

@@ -98,6 +98,7 @@ class FractureNASConfig(Config):
     register_model: str | None = Field(None, description="register the final models under this name (MLflow)")
     ray_address: str | None = None
     output_dir: str = "outputs/fracture_nas"
+    cluster_gpus: int | None = Field(None, ge=1, description="dry run: estimate the wall time on N GPUs")
 
     @property
     def parallelism(self) -> int:

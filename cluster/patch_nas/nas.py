@@ -8,6 +8,7 @@ final stage is not part of the key (changing it reruns only the final stage).
 
 from __future__ import annotations
 
+from cluster.patch_nas import estimate
 from cluster.patch_nas.config import PRESETS, FractureNASConfig
 from cluster.patch_nas.data import PreparedData
 from cluster.patch_nas.driver import CHECKPOINT_NOTE, CandidateSearch, checkpoint_saver, load_checkpoint
@@ -97,7 +98,14 @@ class FractureNAS:
                 + f"{len(c.final.baselines)} baselines, {c.final.epochs} epochs"
                 + (", plus the from-scratch rows" if c.final.scratch else "")
             )
-        return "\n".join(lines)
+        return "\n".join(lines + estimate.describe(c, self.train_patches(), c.cluster_gpus))
+
+    def train_patches(self) -> int:
+        """Training patches a candidate epoch goes through: the data's, or the thesis' own count
+        when the thesis preset runs on the embedded stand-in (its cost is the thesis' cost)."""
+        if self.config.preset == "thesis" and self.prepared.embedded:
+            return estimate.THESIS_TRAIN_PATCHES
+        return len(self.prepared.data.split("train").train_index)
 
     def run(self, sweep: SweepRun) -> int:
         """Search, final stage and report in the open sweep; closes it (exit status 0)."""
