@@ -83,7 +83,7 @@ class Clock:
         """One line for the output: which clock, on what device, from which table."""
         if self.name == "calibrated":
             kind = "fitted" if self.table.fitted else "timed"
-            return f"calibrated clock ({kind}): {self.table.source}: {self.table.describe()}"
+            return f"calibrated clock ({kind}): {_shown(self.table.source)}: {self.table.describe()}"
         if self.name == "modelled":
             return (
                 f"modelled clock: the benchmark file's training times, {self.supernet_seconds:,.0f} s a "
@@ -134,6 +134,18 @@ class Clock:
         _, step, _ = self._passes(space)
         passes = training_steps(recipe.epochs, recipe.data.train, recipe.batch_size) * recipe.paths_per_step
         return float(np.mean(step) * passes)
+
+
+def _shown(path: str) -> str:
+    """A path inside the repository as a relative one (the shipped tables), others as they are."""
+    from pathlib import Path
+
+    from core.paths import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return path
 
 
 def preset_recipe(dataset: str) -> dict:
