@@ -1,8 +1,10 @@
 """Regret bookkeeping (thesis eq. 4.1) and the evaluation of cells on a tabular benchmark.
 
 Regret after t evaluations = best mean test accuracy of the space minus the mean test
-accuracy of the cell with the best validation score seen so far. The clock is simulated:
-each evaluation costs the cell's benchmark training time.
+accuracy of the cell with the best validation score seen so far. The clock is simulated: each
+evaluation costs the cell's training time as the space holds it (`SpaceData.training_time`): the
+benchmark file's, or the one device's of a calibrated clock (cluster/nb101/clock.py), so that
+every method of a comparison is charged on one clock (thesis 4.3.3).
 """
 
 from __future__ import annotations
