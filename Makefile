@@ -8,12 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines submit-sweep
+.PHONY: setup run test lint bench clean mlflow-start mlflow-stop ray-up ray-down submit-baselines submit-sweep wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -52,6 +52,12 @@ submit-baselines: setup mlflow-start
 submit-sweep: setup mlflow-start
 	RAY_AUTH_MODE=token $(VENV)/bin/ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/nb101_sweep.py $(ARGS)
 
+# What every node of a cluster installs (docs/deployment.md): the wheel, with the NB-101 kernel
+# compiled into it, and the pinned requirements beside it.
+wheel: setup
+	rm -rf dist && $(PY) -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation -w dist .
+	cp requirements.txt dist/
+
 lint: setup
 	$(PY) -m ruff check .
 
@@ -63,4 +69,4 @@ bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf .cache outputs .pytest_cache .ruff_cache core/nb101/_native.so
+	rm -rf .cache outputs .pytest_cache .ruff_cache build dist core/nb101/_native.so core/nb101/_wlhash.*.so

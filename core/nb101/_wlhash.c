@@ -14,6 +14,10 @@
  * core/nb101/hashing.py keeps a plain-Python version of the algorithm as the oracle that
  * tests and benchmarks compare this file against.
  */
+#ifdef SWEEPS_PYTHON_MODULE /* built as the wheel's extension (setup.py): importable, loaded by ctypes */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,3 +272,13 @@ int nb101_hash_batch(int64_t n, int nv, const uint8_t *adj, const int8_t *labels
     free(cells); free(jobs); free(buffers);
     return 0;
 }
+
+#ifdef SWEEPS_PYTHON_MODULE
+/* An empty module: it only gives the wheel a place (core/nb101/_wlhash*.so) for this library,
+ * whose C entry points core/nb101/native.py calls through ctypes. */
+static struct PyModuleDef wlhash_module = {
+    PyModuleDef_HEAD_INIT, "_wlhash", "NB-101 batch hashing, called through ctypes", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__wlhash(void) { return PyModule_Create(&wlhash_module); }
+#endif
