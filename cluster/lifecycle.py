@@ -124,7 +124,9 @@ def _log_model(unit, trainer: Trainable, work: Resumable, tracker, run_id: str) 
     """The trained model as an MLflow model of the unit's run (registered when asked)."""
     module, example = work.model(trainer)
     tags = {"unit": unit.name, "unit_key": unit.key, "source_run": run_id} | work.tags
-    uri = tracker.log_model(run_id, module, example, register_as=work.register_as, tags=tags)
+    uri = tracker.log_model(
+        run_id, module, example, register_as=work.register_as, tags=tags, step=trainer.position
+    )
     where = f", registered as {work.register_as!r}" if work.register_as else ""
     print(f"{unit.name}: model logged as {uri}{where}", flush=True)
 

@@ -201,6 +201,21 @@ class DatasetRef:
         return DatasetInput(dataset, [InputTag("mlflow.data.context", self.context)])
 
 
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Environment variables set for a block, restored after (MLflow's fluent API reads some)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _params(values: dict) -> list[Param]:
     return [Param(k, str(v)[:_MAX_PARAM]) for k, v in sorted(values.items())]
 
@@ -623,13 +638,16 @@ class Tracker:
         name: str = "model",
         register_as: str | None = None,
         tags: dict | None = None,
+        step: int = 0,
     ) -> str:
         """A trained torch module as an MLflow model of `run_id` (`mlflow.pytorch`, saved as a
         torch.export program: loading it runs no pickle). `example` is one input batch: a tensor,
         or a dict of named tensors in the order of `forward`'s arguments; the signature is
         inferred from it and the model's output, and it is saved as the input example (a named
         example as `input_example.npz` in the model). Registered as a new version of
-        `register_as` when given, the version tagged with `tags`. Returns the model's URI."""
+        `register_as` when given, the version tagged with `tags`. MLflow links the run's metrics
+        at `step` (the last epoch's validation numbers) to the model; a file store also repeats
+        them in the run's history, same timestamps. Returns the model's URI."""
         import mlflow.pytorch
         import numpy as np
         import torch
@@ -645,7 +663,12 @@ class Tracker:
         arrays = {k: v.numpy() for k, v in named.items()}
         signature = infer_signature(arrays if len(arrays) > 1 else arrays["input"], output.numpy())
         requirements = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
-        with tempfile.TemporaryDirectory() as tmp, _use_tracking_uri(self.tracking_uri):
+        experiment = self.client.get_run(run_id).info.experiment_id
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            _use_tracking_uri(self.tracking_uri),
+            _environment(MLFLOW_EXPERIMENT_ID=experiment),  # else MLflow files the model under "0"
+        ):
             extra = None
             if len(arrays) > 1:  # MLflow saves a tensor example only; a named one goes beside it
                 extra = [str(Path(tmp) / "input_example.npz")]
@@ -662,6 +685,7 @@ class Tracker:
                 registered_model_name=register_as,
                 validate_serving_input=False,
                 tags={k: str(v) for k, v in (tags or {}).items()},
+                step=step,
             )
         if register_as and info.registered_model_version is not None:
             version = str(info.registered_model_version)

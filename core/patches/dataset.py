@@ -131,7 +131,9 @@ class _Files(torch.utils.data.Dataset):
 
 def iterate_batches(split: PatchSplit, batches: list[np.ndarray], size: int, workers: int = 0):
     """uint8 (B, 3, S, S) tensors of the given row batches, in order: sliced from memory, else
-    decoded from their files by a DataLoader (`workers` processes, one per epoch)."""
+    decoded from their files by a DataLoader (`workers` processes, one set per call). Workers
+    start from a fork server, not by forking this process: a Ray worker or a driver holds gRPC
+    threads, and a forked copy of them can die at random."""
     if split.images is not None:
         for rows in batches:
             yield torch.from_numpy(split.images[rows])
@@ -141,6 +143,7 @@ def iterate_batches(split: PatchSplit, batches: list[np.ndarray], size: int, wor
         dataset,
         batch_sampler=[list(map(int, rows)) for rows in batches],
         num_workers=workers,
+        multiprocessing_context="forkserver" if workers else None,
         collate_fn=torch.stack,
     )
     yield from loader

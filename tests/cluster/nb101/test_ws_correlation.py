@@ -38,9 +38,13 @@ def test_study_resumes_a_killed_trainer_and_reuses_finished_units(
         "--set",
         "supernet.epochs=3",
     ]
+    # the uninterrupted reference on a store of its own: units are reused from any experiment of a
+    # server, so on the same server the crashed study would find its supernet already trained
+    alone = f"file:{tmp_path / 'reference'}"
+    out1 = ["--output-dir", str(tmp_path / "out1")]
+    assert job.main([*common, "--tracking-uri", alone, "--set", f"experiment={clean}", *out1]) == 0
+    reference, _ = _supernet_weights(alone, clean)
     common += ["--tracking-uri", uri]
-    assert job.main([*common, "--set", f"experiment={clean}", "--output-dir", str(tmp_path / "out1")]) == 0
-    reference, _ = _supernet_weights(uri, clean)
 
     marker = tmp_path / "killed"
     monkeypatch.setenv(
