@@ -28,12 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any cwd
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from cluster.jobkit import Flag, JobCli, csv_list, fail  # noqa: E402
+from cluster.jobkit import Flag, JobCli, csv_list, fail, job_main  # noqa: E402
 from cluster.nb101.benchmark import describe, open_benchmark, resolve_spaces  # noqa: E402
 from cluster.nb101.config import COSTS_PRESETS, CostsConfig  # noqa: E402
 from cluster.nb101.costs import build_cost_table, default_path  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.nb101.benchmark import BenchmarkError  # noqa: E402
+from core.nb101.costs import CostTableError  # noqa: E402
 from core.ws.config import timing_recipe  # noqa: E402
 
 CLI = JobCli(
@@ -59,6 +60,7 @@ def cells_of(bench, spaces: list[str]) -> pa.Table:
     return table.take(pa.array(np.sort(first))).sort_by("hash")
 
 
+@job_main(BenchmarkError, CostTableError)
 def main(argv=None) -> int:
     try:
         config = CLI.config(CLI.parse(argv))

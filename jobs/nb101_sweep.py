@@ -79,6 +79,8 @@ def main(argv=None) -> int:
         f"{config.clock} clock"
         + ("; fewer seeds and smaller budgets than the thesis" if config.preset != "thesis" else "")
     )
+    if not args.dry_run:  # a dry run states it with its cost
+        print(f"times: {clock.describe()}")
     tracker = open_tracker(config, args.dry_run)
     plan = Sweep(config, bench, spaces, benchmark_identity(bench), fault_hook(), clock)
     if args.dry_run:

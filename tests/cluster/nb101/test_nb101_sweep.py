@@ -76,10 +76,22 @@ def _stats_tables(uri: str, experiment: str, out) -> dict:
 def test_killed_driver_resubmitted_equals_uninterrupted(ray_cluster, tmp_path, tracking_server, experiment):
     import jobs.nb101_sweep as job
 
+    # the uninterrupted reference on a store of its own: units are reused from any experiment of a
+    # server, so on the same server the second sweep would find all of them finished
     uri, clean, crashed = tracking_server, f"{experiment}-clean", f"{experiment}-crashed"
     small = [*SMALL, "--tracking-uri", uri]
-    assert job.main([*small, "--set", f"experiment={clean}", "--output-dir", str(tmp_path / "o1")]) == 0
-    reference, n_reference = _state(uri, clean)
+    alone = f"file:{tmp_path / 'reference'}"
+    args = [
+        *SMALL,
+        "--tracking-uri",
+        alone,
+        "--set",
+        f"experiment={clean}",
+        "--output-dir",
+        str(tmp_path / "o1"),
+    ]
+    assert job.main(args) == 0
+    reference, n_reference = _state(alone, clean)
     assert n_reference == len(reference) == 2 * 2 + 2 + 1 + 2 * 2  # baselines, supernets, evaluation, WS
 
     args = [
@@ -146,11 +158,15 @@ def test_killed_driver_resubmitted_equals_uninterrupted(ray_cluster, tmp_path, t
     import pandas as pd
 
     tables = _stats_tables(uri, crashed, tmp_path / "tables")
-    for kind, columns in (("oneshot", ["mean_diff", "pooled_sd", "pvalue"]), ("correlation", ["mean"])):
-        report = pd.read_parquet(out / f"{kind}.parquet")
-        assert len(tables[kind]) == len(report) > 0
+    for kind, keys, columns in (
+        ("oneshot", ["space", "pair"], ["mean_diff", "pooled_sd", "pvalue"]),
+        ("correlation", ["space", "variant"], ["mean"]),
+    ):
+        report = pd.read_parquet(out / f"{kind}.parquet").sort_values(keys)
+        built = tables[kind].sort_values(keys)
+        assert built[keys].values.tolist() == report[keys].values.tolist() and len(report) > 0
         for column in columns:
-            assert tables[kind][column].to_numpy() == pytest.approx(report[column].to_numpy(), nan_ok=True)
+            assert built[column].to_numpy() == pytest.approx(report[column].to_numpy(), nan_ok=True)
 
 
 def test_dry_run_and_bad_config(tmp_path, capsys):
