@@ -65,7 +65,8 @@ class Resumable:
     local_checkpoint: Path | None = None  # also keep the checkpoint here (a disk every node sees)
     checkpoint_to_mlflow: bool = True
     die_at: int | None = None  # testing hook: the step after whose checkpoint the fault may strike
-    # trainer -> (torch module, one input batch): the final model, logged as an MLflow model
+    # trainer -> (torch module or tracking.CodeModel, one input batch): the final model, logged as an
+    # MLflow model (Tracker.log_model)
     model: Callable[[Trainable], tuple] | None = None
     register_as: str | None = None  # registered model name (a job's --register-model), or None
 

@@ -13,7 +13,8 @@ Every run says which code made it (`provenance`: git commit and dirty flag, entr
 project version, Ray cluster); a sweep's run holds its resolved config (`config.yaml`), its
 report as the description, its figures as images, and the data sets it read as run inputs.
 Trainers' runs get MLflow's system metrics (`system_metrics`) and their final models as MLflow
-models (`log_model`), registered under a name when asked.
+models (`log_model`: a torch.export program, or a pyfunc loaded from code for a network that
+torch.export cannot capture, `CodeModel`), registered under a name when asked.
 """
 
 from __future__ import annotations
@@ -199,6 +200,36 @@ class DatasetRef:
         source = json.dumps({"uri": self.source} if local else {"tags": {"source": self.source}})
         dataset = Dataset(self.name, self.digest[:36], kind, source)
         return DatasetInput(dataset, [InputTag("mlflow.data.context", self.context)])
+
+
+# ---- models torch.export cannot capture ----------------------------------------------------
+@dataclass(frozen=True)
+class CodeModel:
+    """A model MLflow loads by running a code file (its "models from code"), for a network that
+    torch.export cannot capture: `code` is the file defining the pyfunc (it ends with
+    `mlflow.models.set_model(...)`) and `artifacts` the files it reads in `load_context` (name ->
+    bytes, e.g. weights read back with torch.load(weights_only=True)). Nothing is pickled: loading
+    runs the stored code file, which imports this project's packages (they must be installed, or a
+    checkout on sys.path). The `signature` is given, not inferred: its shapes may be freer than the
+    example's."""
+
+    code: Path
+    artifacts: dict[str, bytes]
+    signature: object  # mlflow.models.ModelSignature
+    requirements: tuple[str, ...] = ("torch", "numpy")  # distributions the code needs, pinned as here
+
+
+def _requirements(*names: str) -> list[str]:
+    """`name==version` of each installed distribution (local build tags dropped)."""
+    from importlib.metadata import version
+
+    return [f"{n}=={version(n).split('+')[0]}" for n in names]
+
+
+def _project_requirement() -> list[str]:
+    """This project's distribution, pinned, when it is installed (a code model imports it)."""
+    found = project_version()
+    return [] if found == "unknown" else [f"nas-sweeps=={found}"]
 
 
 @contextlib.contextmanager
@@ -467,10 +498,11 @@ class Tracker:
         tables: dict[str, pa.Table] | None = None,
         tags: dict | None = None,
         started_ms: int | None = None,
+        ended_ms: int | None = None,
     ) -> str:
         """Write one finished unit as a child run: params/metrics batched, tables as Parquet.
         The run starts when its work started (`started_ms`, else the enclosing `work_window`'s
-        start, else now) and ends now."""
+        start, else now) and ends when it ended (`ended_ms`, else now)."""
         self._drop_unfinished(key)
         started = started_ms if started_ms is not None else _WORK_STARTED.get()
         run_id = self._child_run(parent_run_id, key, name, tags, started)
@@ -481,7 +513,7 @@ class Tracker:
                     path = Path(tmp) / filename
                     pq.write_table(table, path, compression="zstd")
                     self.client.log_artifact(run_id, str(path))
-        self.client.set_terminated(run_id, "FINISHED", end_time=now_ms())
+        self.client.set_terminated(run_id, "FINISHED", end_time=ended_ms or now_ms())
         return run_id
 
     def _child_run(
@@ -640,19 +672,73 @@ class Tracker:
         tags: dict | None = None,
         step: int = 0,
     ) -> str:
-        """A trained torch module as an MLflow model of `run_id` (`mlflow.pytorch`, saved as a
-        torch.export program: loading it runs no pickle). `example` is one input batch: a tensor,
-        or a dict of named tensors in the order of `forward`'s arguments; the signature is
-        inferred from it and the model's output, and it is saved as the input example (a named
-        example as `input_example.npz` in the model). Registered as a new version of
-        `register_as` when given, the version tagged with `tags`. MLflow links the run's metrics
-        at `step` (the last epoch's validation numbers) to the model; a file store also repeats
-        them in the run's history, same timestamps. Returns the model's URI."""
+        """A trained model as an MLflow model of `run_id`: a torch module through `mlflow.pytorch`,
+        saved as a torch.export program (loading it runs no pickle), or a `CodeModel` (a network
+        torch.export cannot capture) as a pyfunc loaded by running its code file. `example` is one
+        input batch: for a module, a tensor or a dict of named tensors in the order of `forward`'s
+        arguments (the signature is inferred from it and the model's output; a named example goes
+        beside the model as `input_example.npz`); for a `CodeModel`, an array. Registered as a new
+        version of `register_as` when given, the version tagged with `tags`. MLflow links the run's
+        metrics at `step` (the last epoch's validation numbers) to the model; a file store also
+        repeats them in the run's history, same timestamps. Returns the model's URI."""
+        with self._fluent(run_id):
+            log = self._log_code_model if isinstance(model, CodeModel) else self._log_torch_model
+            info = log(run_id, model, example, name, register_as, tags, step)
+            if register_as and info.registered_model_version is not None:
+                version = str(info.registered_model_version)
+                for tag, value in (tags or {}).items():
+                    self.client.set_model_version_tag(register_as, version, tag, str(value))
+        return info.model_uri
+
+    def register_model(self, run_id: str, name: str, tags: dict | None = None) -> str | None:
+        """The model logged by `run_id` as a version of the registered model `name`, tagged with
+        `tags`: the version that already holds it when there is one (a re-run registers nothing
+        twice), else a new one. None when the run logged no model (say, trained before models
+        were logged). Returns the version."""
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        with self._fluent(run_id):
+            found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            if found:
+                version = str(found[0].version)
+                for tag, value in tags.items():
+                    self.client.set_model_version_tag(name, version, tag, value)
+                return version
+            experiment = self.client.get_run(run_id).info.experiment_id
+            logged = self.client.search_logged_models([experiment], f"source_run_id = '{run_id}'")
+            if not logged:
+                return None
+            if not self.client.search_registered_models(f"name = '{name}'"):
+                self.client.create_registered_model(name)
+            model = logged[0]
+            made = self.client.create_model_version(
+                name, model.model_uri, run_id, tags, model_id=model.model_id
+            )
+            return str(made.version)
+
+    def set_model_alias(self, name: str, alias: str, version: str, run_id: str) -> None:
+        """Point `alias` of the registered model `name` at `version` (the model of `run_id`)."""
+        with self._fluent(run_id):
+            self.client.set_registered_model_alias(name, alias, version)
+
+    @contextlib.contextmanager
+    def _fluent(self, run_id: str) -> Iterator[None]:
+        """MLflow's fluent API aimed at this server and at the run's experiment (else it files a
+        logged model under experiment "0"). Registry calls go in here too: a file store's
+        registry opens a client on the default URI (an `mlflow.db` in the working directory)."""
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        experiment = self.client.get_run(run_id).info.experiment_id
+        with _use_tracking_uri(self.tracking_uri), _environment(MLFLOW_EXPERIMENT_ID=experiment):
+            yield
+
+    @staticmethod
+    def _log_torch_model(run_id, model, example, name, register_as, tags, step):
+        """`mlflow.pytorch` in the pt2 format (torch.export): a CPU copy of the module, its
+        signature inferred from the example and the copy's output on it."""
         import mlflow.pytorch
         import numpy as np
         import torch
         from mlflow.models import infer_signature
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
         named = example if isinstance(example, dict) else {"input": example}
         named = {k: torch.as_tensor(v).to("cpu") for k, v in named.items()}
@@ -662,36 +748,52 @@ class Tracker:
         output = output[0] if isinstance(output, tuple | list) else output
         arrays = {k: v.numpy() for k, v in named.items()}
         signature = infer_signature(arrays if len(arrays) > 1 else arrays["input"], output.numpy())
-        requirements = [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
-        experiment = self.client.get_run(run_id).info.experiment_id
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            _use_tracking_uri(self.tracking_uri),
-            _environment(MLFLOW_EXPERIMENT_ID=experiment),  # else MLflow files the model under "0"
-        ):
+        with tempfile.TemporaryDirectory() as tmp:
             extra = None
             if len(arrays) > 1:  # MLflow saves a tensor example only; a named one goes beside it
                 extra = [str(Path(tmp) / "input_example.npz")]
                 np.savez(extra[0], **arrays)
-            info = mlflow.pytorch.log_model(
+            return mlflow.pytorch.log_model(
                 model,
                 name=name,
                 run_id=run_id,
                 signature=signature,
                 input_example=tuple(arrays.values()) if len(arrays) > 1 else arrays["input"],
                 extra_files=extra,
-                pip_requirements=requirements,
+                pip_requirements=_requirements("torch", "numpy"),
                 serialization_format="pt2",
                 registered_model_name=register_as,
                 validate_serving_input=False,
                 tags={k: str(v) for k, v in (tags or {}).items()},
                 step=step,
             )
-        if register_as and info.registered_model_version is not None:
-            version = str(info.registered_model_version)
-            for tag, value in (tags or {}).items():
-                self.client.set_model_version_tag(register_as, version, tag, str(value))
-        return info.model_uri
+
+    @staticmethod
+    def _log_code_model(run_id, model: CodeModel, example, name, register_as, tags, step):
+        """A pyfunc from code: the code file and its artifacts stored in the model; MLflow runs the
+        model on the example once, checking it against the signature."""
+        import mlflow.pyfunc
+        from mlflow.models import Model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            artifacts = {}
+            for key, blob in model.artifacts.items():
+                (Path(tmp) / key).write_bytes(blob)
+                artifacts[key] = str(Path(tmp) / key)
+            return Model.log(
+                name=name,
+                artifact_path=None,
+                flavor=mlflow.pyfunc,
+                run_id=run_id,
+                python_model=str(model.code),
+                artifacts=artifacts,
+                signature=model.signature,
+                input_example=example,
+                pip_requirements=_requirements(*model.requirements) + _project_requirement(),
+                registered_model_name=register_as,
+                tags={k: str(v) for k, v in (tags or {}).items()},
+                step=step,
+            )
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
         """End a run as FINISHED, FAILED or KILLED (with the reason, when there is one)."""

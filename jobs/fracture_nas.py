@@ -16,6 +16,8 @@ with a fixed seed (the documented fallback): candidates are then trained from sc
 search is a parent MLflow run with a child run per trained candidate; its optimiser state is
 checkpointed after every tell, so re-submitting the same command after a crash continues the
 same search. Outputs: trajectory, figs. 5.1 / 5.2 and table 5.1 in --output-dir and on the run.
+The retrained top-k networks are MLflow models of their runs (uint8 patches -> P(fracture));
+--register-model NAME registers them as versions of NAME, FractNet's with the alias `fractnet`.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from cluster.detection.reader_study import (  # noqa: E402
 )
 from cluster.jobkit import Flag, JobCli, fail, job_main, open_tracker  # noqa: E402
 from cluster.sweep import open_sweep  # noqa: E402
+from cluster.tracking import now_ms  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.detection.reader_study import ReaderStudyError  # noqa: E402
 from core.metrics.readers import CONDITIONS, paired_readers, reader_metrics_table  # noqa: E402
@@ -60,9 +61,12 @@ def main(argv=None) -> int:
         return fail(err)
     label = "EMBEDDED EXAMPLE: " if study.embedded else ""
     print(f"reader study: {label}{study.source}\n  {study.describe()}")
+    tracker = open_tracker(config)  # checked before any work
+    started = now_ms()  # every reader's numbers come from this one analysis: their runs span it
     long = reader_metrics_table(
         study.truth, study.reads, study.markers, by="body_part" if config.by_body_part else None
     )
+    analysis = (started, now_ms())
     if long.empty or paired_readers(long, "all").empty:
         print("error: no reader has reads in both conditions: nothing to compare", file=sys.stderr)
         return 2
@@ -75,11 +79,10 @@ def main(argv=None) -> int:
         + [f"\n{report.name}: {out_dir / (report.name + '.md')}" for report in reports[1:]]
         + [f"\n{readers}" + ("; data: simulated example" if study.embedded else "")]
     )
-    tracker = open_tracker(config)
     key = inputs_key(config)
     params = config.model_dump(mode="json") | {"source": study.source, "embedded": study.embedded}
     with open_sweep(tracker, config.sweep_name, key, params, tags={"data": study.source}) as sweep:
-        outcome = log_readers(tracker, sweep.run_id, key, long)
+        outcome = log_readers(tracker, sweep.run_id, key, long, analysis)
         tracker.log_metrics(sweep.run_id, summary)
         sweep.close(outcome, files, markdown, out_dir, noun="reader runs")
     (out_dir / "run.json").write_text(

@@ -1,7 +1,8 @@
 """The evaluation unit of a fracture-detection sweep: the test set scored by a trained model.
 
 Short (one pass over the test split), so it is not checkpointed: a unit whose worker dies runs
-again from the start.
+again from the start. Its run is written in one go at the end and dated from when the evaluation
+started (`timed`): its duration is the evaluation's.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 from cluster.detection.config import FractureDetectionConfig
 from cluster.detection.plan import CURVES, MODEL
 from cluster.scheduler import TrackingTarget, maybe_die
+from cluster.tracking import timed
 from cluster.units import Unit, UnitResult
 from core.config import flatten
 
 
+@timed  # the unit's run starts when the evaluation does, not when it is logged
 def evaluate_model(
     config: FractureDetectionConfig,
     test,

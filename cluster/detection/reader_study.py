@@ -266,10 +266,14 @@ def table_metrics(overall) -> dict[str, float]:
     return out
 
 
-def log_readers(tracker, parent_run_id: str, analysis_key: str, long: pd.DataFrame) -> Outcome:
+def log_readers(
+    tracker, parent_run_id: str, analysis_key: str, long: pd.DataFrame, window: tuple[int, int] | None = None
+) -> Outcome:
     """One child run per reader and condition with its metrics; children the parent already has
     are kept. Logged from the driver, not through run_graph: each child is one small write of
-    numbers the analysis already holds, so no Ray is started and nothing is read back."""
+    numbers the analysis already holds, so no Ray is started and nothing is read back. One pass
+    (`reader_metrics_table`) computed every reader's numbers: each run spans that pass (`window`,
+    its start and end in ms), not the moment it was logged."""
     finished = tracker.finished_units(parent_run_id)
     results, ran, skipped = {}, set(), {}
     for (reader, condition), rows in long[long["scope"] == "all"].groupby(["reader", "condition"], sort=True):
@@ -287,6 +291,8 @@ def log_readers(tracker, parent_run_id: str, analysis_key: str, long: pd.DataFra
             params={"reader": reader, "condition": condition, "group": rows["group"].iloc[0]},
             metrics=metrics,
             tags={"reader": reader, "condition": condition},
+            started_ms=window[0] if window else None,
+            ended_ms=window[1] if window else None,
         )
         results[key], ran = UnitResult(key, run_id, metrics), ran | {key}
     return Outcome(results, ran, skipped)

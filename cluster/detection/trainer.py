@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,7 @@ from cluster.pools import ActorPool
 from cluster.scheduler import TrackingTarget, fault_hook
 from cluster.units import Unit, UnitResult
 from core.config import flatten
+from core.detection.evaluate import FINDING_COLUMNS
 
 
 def training(config: FractureDetectionConfig, splits: dict, unit: Unit, target: TrackingTarget) -> Resumable:
@@ -50,7 +52,37 @@ def training(config: FractureDetectionConfig, splits: dict, unit: Unit, target: 
         tags={"stage": "train", "data": splits["train"].source},  # the device: a param of the run
         step_name="iteration",
         checkpoint_every=1,  # a step is already a block of `checkpoint_every` iterations
+        model=lambda trainer: shipped_model(trainer.detector, splits["dev"]),
+        register_as=config.register_model,
     )
+
+
+EXAMPLE_SIDE = 512  # the input example's longest side at most (it is stored as JSON in the model)
+
+
+def shipped_model(detector, dev) -> tuple:
+    """The trained detector (weights and operating points) as an MLflow model loaded from code
+    (cluster/detection/mlflow_model.py: torch.export cannot capture Mask R-CNN, and a pickled
+    module is never logged), with the first development image as its input example, subsampled
+    to at most EXAMPLE_SIDE pixels a side (a radiograph would make a JSON example of megabytes)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    from cluster.tracking import CodeModel
+
+    image = dev.images[0].load()
+    image = image if image.ndim == 2 else image.mean(axis=2)  # the model reads grey levels
+    stride = -(-max(image.shape) // EXAMPLE_SIDE)
+    example = np.ascontiguousarray(image[::stride, ::stride], dtype=np.float32)[None]
+    images = Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1))])  # any batch, any image size
+    kinds = {"image": "long", "score": "float", "finding": "string"}
+    boxes = Schema([ColSpec(kinds.get(c, "float"), c) for c in FINDING_COLUMNS])
+    code = Path(__file__).with_name("mlflow_model.py")
+    requirements = ("torch", "torchvision", "numpy", "pandas")
+    model = CodeModel(
+        code, {"detector": detector.export_bytes()}, ModelSignature(images, boxes), requirements
+    )
+    return model, example
 
 
 def calibrate(c: FractureDetectionConfig, trainer, dev, unit: Unit, tracker, run_id: str):

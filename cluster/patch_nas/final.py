@@ -19,6 +19,7 @@ from cluster.units import UnitResult
 from search.ofa_space import OFA_REFERENCE
 
 SPLITS = ("val", "test")
+FRACTNET_ALIAS = "fractnet"  # the registered model's alias of FractNet's version
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,35 @@ class FinalStage:
         for task, result in pool.run_all(list(todo.values()), label):
             results[task.key] = result
         return [replace(row, result=results[row.job.unit.key]) for row in rows]
+
+
+def register_final(tracker: Tracker, name: str, rows: list[FinalRow]) -> None:
+    """The retrained top-k networks (their runs' logged models) as versions of the registered model
+    `name`, tagged with the row (network, unit, validation AUFROC, unit key); FractNet's version
+    also gets the alias `fractnet`. A row already registered keeps its version; a run without a
+    model (trained before models were logged) is said and skipped."""
+    for row in rows:
+        if row.kind != "nas":
+            continue
+        run_id = row.result.run_id
+        tags = {
+            "network": row.network,
+            "unit": row.job.unit.name,
+            "unit_key": row.job.unit.key,
+            "aufroc_val": row.result.metrics.get("aufroc_val"),
+            "source_run": run_id,
+        }
+        version = tracker.register_model(run_id, name, tags)
+        if version is None:
+            print(
+                f"{row.network}: run {run_id} logged no model (trained before models were logged): "
+                "not registered"
+            )
+            continue
+        if row.network == "FractNet":
+            tracker.set_model_alias(name, FRACTNET_ALIAS, version, run_id)
+        alias = f", alias {FRACTNET_ALIAS!r}" if row.network == "FractNet" else ""
+        print(
+            f"{row.network} ({row.job.unit.name}): registered as {name!r} version {version}{alias}",
+            flush=True,
+        )

@@ -12,7 +12,7 @@ from cluster.patch_nas import estimate
 from cluster.patch_nas.config import PRESETS, FractureNASConfig
 from cluster.patch_nas.data import PreparedData
 from cluster.patch_nas.driver import CHECKPOINT_NOTE, CandidateSearch, checkpoint_saver, load_checkpoint
-from cluster.patch_nas.final import FinalStage
+from cluster.patch_nas.final import FinalStage, register_final
 from cluster.patch_nas.jobs import UNIT_VERSION, TrainingJob, candidate_identity, ofa_job, supernet_id
 from cluster.patch_nas.pool import GangPool
 from cluster.patch_nas.report import build_report
@@ -137,6 +137,8 @@ class FractureNAS:
                 )
         finally:
             pool.close()
+        if c.register_model and final:
+            register_final(self.tracker, c.register_model, final)
         report = build_report(c, records, es.told, final, self.prepared.note)
         self.tracker.log_metrics(parent, report.metrics | {"cluster_failures": pool.failures})
         results = search.results | {row.job.unit.key: row.result for row in final}

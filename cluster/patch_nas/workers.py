@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
+import numpy as np
 import pyarrow as pa
 import ray
 
@@ -147,7 +148,8 @@ class PatchFineTuner:
             "workers": self.world,
             "macs_reference_size": job.macs_reference,
         } | self._gang
-        return Resumable(setup, finish, params, tags={"role": job.role}, checkpoint_every=None)
+        model = shipped_model(data) if job.role in SHIPPED_ROLES else None
+        return Resumable(setup, finish, params, tags={"role": job.role}, checkpoint_every=None, model=model)
 
     def _metrics(self, job: TrainingJob, model, result, seconds: float) -> dict:
         from core.models.ofa_subnet import count_macs, count_parameters
@@ -183,6 +185,26 @@ class PatchFineTuner:
                 }
             )
         return tables
+
+
+SHIPPED_ROLES = ("final-nas",)  # the retrained top-k of the search (FractNet among them): logged as models
+
+
+def shipped_model(data):
+    """`Resumable.model` of a retrained network: the network that scored the splits (its EMA
+    weights after their batch-norm recalibration) as `PatchScorer` (uint8 patches -> P(fracture)),
+    with the first two validation patches as the input example. It is logged, not registered:
+    the driver registers the top-k once FractNet is known (`Tracker.register_model`)."""
+
+    def model(trainer) -> tuple:
+        from core.patches.dataset import iterate_batches
+        from core.patches.finetune import PatchScorer
+
+        split = data.split("val")
+        example = next(iterate_batches(split, [np.arange(min(2, len(split)))], data.input_size))
+        return PatchScorer(trainer.eval_model), example
+
+    return model
 
 
 class WorkerCluster:

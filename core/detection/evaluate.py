@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from core.detection.dataset import DetectionDataset
@@ -64,6 +65,35 @@ def predict_dataset(
         for name in DETECTION_SCHEMA.names
     }
     return pa.table(columns, schema=DETECTION_SCHEMA)
+
+
+FINDING_COLUMNS = ("image", "x0", "y0", "x1", "y1", "score", "finding")
+
+
+def findings(detector: Detector, images) -> pd.DataFrame:
+    """The boxes of a batch of images (float (N, H, W) or (N, H, W, 3) in [0, 1], or a list of
+    such images) as one row per box: `image` (its index in the batch), x0, y0, x1, y1 (pixels),
+    score, and `finding`: "FRACTURE" or "DOUBT" where the score reaches that operating point, else
+    "" (always "" before the points are chosen). What a detector's MLflow model returns."""
+    frames = []
+    for index, pred in enumerate(detector.predict([np.asarray(im, dtype=np.float32) for im in images])):
+        frame = pd.DataFrame(pred.boxes.astype(np.float32), columns=["x0", "y0", "x1", "y1"])
+        frame.insert(0, "image", np.full(len(frame), index, dtype=np.int64))
+        frame["score"] = pred.scores.astype(np.float32)
+        frame["finding"] = _finding(pred.scores, detector.operating_points)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame({c: [] for c in FINDING_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[list(FINDING_COLUMNS)]
+
+
+def _finding(scores: np.ndarray, points: OperatingPoints | None) -> np.ndarray:
+    """FRACTURE at or above its threshold, else DOUBT at or above its own, else ""."""
+    out = np.full(len(scores), "", dtype=object)
+    if points is not None:
+        out[scores >= points.doubt.threshold] = points.doubt.name
+        out[scores >= points.fracture.threshold] = points.fracture.name
+    return out
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,18 @@ class PatchClassifierTrainer:
         return aufroc, scores
 
 
+class PatchScorer(nn.Module):
+    """A trained patch classifier as it ships: uint8 patches (N, 3, S, S) -> P(fracture) (N,), the
+    normalisation and softmax of `PatchClassifierTrainer.predict` inside the module."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(normalise(patches)).float(), dim=1)[:, 1]
+
+
 def split_aufroc(split: PatchSplit, scores: np.ndarray) -> float:
     """AUFROC (0.02 to 0.5 FP per image) of scores on a split, with its evaluation labels."""
     f = split.frame

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from cluster.tracking import KIND, Tracker
 
@@ -37,7 +39,7 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     uri = f"file:{tmp_path / 'mlruns'}"
     marker = tmp_path / "killed-once"
     monkeypatch.setenv("SWEEPS_FAULT_INJECTION", json.dumps({"unit": "train/seed0", "marker": str(marker)}))
-    args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out")]
+    args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out"), "--register-model", "detector-test"]
     for item in TINY:
         args += ["--set", item]
     assert job.main(args) == 0
@@ -48,9 +50,10 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     assert sorted(r.info.run_name for r in runs) == ["eval/seed0", "train/seed0"]
     assert all(r.info.status == "FINISHED" for r in runs)
     train = next(r for r in runs if r.info.run_name == "train/seed0")
-    # resumed, not restarted: the loss logged at the first checkpoint (step 2) appears once
-    steps = [m.step for m in tracker.client.get_metric_history(train.info.run_id, "train_loss")]
-    assert steps == [2, 4]
+    # resumed, not restarted: the loss logged at the first checkpoint (step 2) appears once (a file
+    # store repeats the last step's metrics, same time, when the logged model is linked to them)
+    history = tracker.client.get_metric_history(train.info.run_id, "train_loss")
+    assert [step for step, _ in sorted({(m.step, m.timestamp) for m in history})] == [2, 4]
     assert train.data.metrics["resumed_from_iteration"] == 2 and train.data.metrics["iterations"] == 4
     assert tracker.load_blob(train.info.run_id, "checkpoints/last.pt") is not None
     assert "random initialisation" in train.data.tags["weights"]
@@ -67,7 +70,8 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     config = FractureDetectionConfig.model_validate(
         {k: json.loads(v) if v.startswith("[") else v for k, v in (s.split("=", 1) for s in TINY)}
     )
-    test = load_splits(config)["test"]
+    splits = load_splits(config)
+    test = splits["test"]
     detections = tracker.load_table(evaluation.info.run_id, "test_detections.parquet")
     matching = match_boxes(test.ground_truth(), detections)
     assert evaluation.data.metrics["roc_auc"] == pytest.approx(matching.roc_auc())
@@ -75,6 +79,14 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     points = model.operating_points
     assert points is not None and points.level == "patient"
     assert evaluation.data.metrics["DOUBT.se_pw"] == pytest.approx(matching.at(points.doubt.threshold).se_pw)
+
+    # the evaluation's run is dated from when the evaluation started (loading, predicting), not
+    # from when it was logged
+    assert evaluation.info.end_time - evaluation.info.start_time > 100
+    assert evaluation.info.start_time >= train.info.end_time - 1000
+
+    dev = tracker.load_table(train.info.run_id, "dev_detections.parquet").to_pandas()
+    check_registered_detector(uri, train, dev[dev["image_id"] == splits["dev"].images[0].image_id])
 
     out = tmp_path / "out"
     table = pd.read_csv(out / "detection_metrics.csv")
@@ -86,6 +98,30 @@ def test_detection_job_survives_a_killed_trainer_and_reuses_finished_units(
     monkeypatch.delenv("SWEEPS_FAULT_INJECTION")
     assert job.main(args) == 0
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")) == 2
+    with _use_tracking_uri(uri):  # a file registry reads versions on the global URI
+        assert [v.version for v in tracker.client.search_model_versions("name = 'detector-test'")] == [1]
+
+
+def check_registered_detector(uri: str, train, first_dev_image) -> None:
+    """The registered detector loads (a pyfunc from code, its weights read with weights_only) and
+    gives, on its input example (the first dev image), the boxes the trainer's detector gave."""
+    import mlflow
+
+    from core.detection.evaluate import FINDING_COLUMNS
+
+    with _use_tracking_uri(uri):  # a file registry reads versions on the global URI
+        version = mlflow.MlflowClient(uri).get_model_version("detector-test", "1")
+        model = mlflow.pyfunc.load_model("models:/detector-test/1")
+    assert version.run_id == train.info.run_id and version.tags["unit"] == "train/seed0"
+    example = model.input_example
+    assert example.shape == (1, 64, 64) and example.dtype == np.float32
+    found = model.predict(example)
+    assert list(found.columns) == list(FINDING_COLUMNS) and len(found) > 0
+    boxes = ["x0", "y0", "x1", "y1", "score"]  # the trainer's detector on the same image, in calibrate
+    np.testing.assert_allclose(
+        found[boxes].to_numpy(), first_dev_image[boxes].to_numpy(), rtol=1e-4, atol=1e-3
+    )
+    assert set(found["finding"]) <= {"", "DOUBT", "FRACTURE"}
 
 
 def test_the_auto_preset_is_cpu_small_on_the_embedded_set_and_thesis_on_real_data(tmp_path):

@@ -50,6 +50,11 @@ def test_reader_study_job_table_2_1(tmp_path):
     children = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'unit'")
     assert len(children) == 24  # 12 readers x 2 conditions
     parent = tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")[0]
+    # every reader's run spans the one analysis that computed the numbers, not when it was logged
+    windows = {(c.info.start_time, c.info.end_time) for c in children}
+    assert len(windows) == 1
+    ((started, ended),) = windows
+    assert 0 < ended - started < 60_000 and ended <= parent.info.start_time
     assert parent.data.metrics["diff.SE_pw_pct"] == pytest.approx(table.loc["SE_pw (%)", "diff"])
     assert parent.data.params["embedded"] == "True"
     assert {a.path for a in tracker.client.list_artifacts(parent.info.run_id)} >= {

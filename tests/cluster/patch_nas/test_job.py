@@ -52,7 +52,8 @@ def smoke_run(cache_dir, ray_cluster, tmp_path_factory):
     os.environ["SWEEPS_FAULT_INJECTION"] = json.dumps({"unit": "candidate-001", "marker": str(marker)})
     try:
         uri = f"file:{tmp / 'mlruns'}"
-        rc = job.main(["--preset", "smoke", "--tracking-uri", uri, "--output-dir", str(tmp / "out")])
+        args = ["--preset", "smoke", "--tracking-uri", uri, "--output-dir", str(tmp / "out")]
+        rc = job.main([*args, "--register-model", "fractnet-smoke"])
     finally:
         os.environ.pop("SWEEPS_FAULT_INJECTION", None)
     tracker = Tracker(uri, "fracture-nas")
@@ -122,6 +123,37 @@ def test_smoke_run_survives_a_killed_worker_and_logs_everything(smoke_run):
     fractnet = table.set_index("network").loc["FractNet"]
     assert fractnet["run_id"] == best.info.run_id  # FractNet: best validation after retraining
     assert "aufroc_test" in finals["final/efficientnet_b0"].data.metrics
+
+
+def test_the_retrained_top_networks_are_models_and_fractnet_is_registered(smoke_run):
+    """Each retrained top-k network is an MLflow model of its run (a torch.export program: uint8
+    patches -> P(fracture)), registered under --register-model, FractNet's version aliased
+    `fractnet`; loaded back, it gives the trainer's own validation scores on its input example."""
+    import mlflow
+    import numpy as np
+    import torch
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    tracker = smoke_run["tracker"]
+    tops = {r.info.run_id: r for r in unit_runs(tracker) if r.info.run_name.startswith("final/top")}
+    logged = tracker.client.search_logged_models([tracker.experiment_id])
+    assert sorted(m.source_run_id for m in logged) == sorted(tops)  # no model for candidates, baselines
+    with _use_tracking_uri(smoke_run["uri"]):  # a file registry reads versions on the global URI
+        versions = tracker.client.search_model_versions("name = 'fractnet-smoke'")
+        fractnet = tracker.client.get_model_version_by_alias("fractnet-smoke", "fractnet")
+    assert sorted(v.run_id for v in versions) == sorted(tops)
+    table = pd.read_csv(smoke_run["out"] / "table5_1.csv").set_index("network")
+    assert fractnet.run_id == table.loc["FractNet", "run_id"] and fractnet.tags["network"] == "FractNet"
+    assert float(fractnet.tags["aufroc_val"]) == tops[fractnet.run_id].data.metrics["aufroc_val"]
+
+    with _use_tracking_uri(smoke_run["uri"]):
+        example = mlflow.pyfunc.load_model("models:/fractnet-smoke@fractnet").input_example
+        model = mlflow.pytorch.load_model("models:/fractnet-smoke@fractnet")
+    assert example.shape == (2, 3, 32, 32) and example.dtype == np.uint8  # the first two val patches
+    with torch.no_grad():
+        scores = model(torch.from_numpy(example)).numpy()
+    trained = tracker.load_table(fractnet.run_id, "scores_val.parquet")["score"].to_numpy()[:2]
+    np.testing.assert_allclose(scores, trained, rtol=1e-5, atol=1e-6)
 
 
 def test_killed_driver_resumes_the_same_search(ray_cluster, cache_dir, tmp_path):
