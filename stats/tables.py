@@ -295,6 +295,12 @@ def _rows_or_raise(rows: list[dict], frame: pd.DataFrame, pairs) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def _p_clause(p: float) -> str:
+    """'p=.03', 'p=.0004', 'p < .0001': as small a p as the test gives, never 'p=0.00'."""
+    text = _pvalue(p)
+    return f"p {text}" if text.startswith("<") else f"p={text}"
+
+
 def _pair_cells(result: pd.DataFrame, header, first_cells, digits: int, key=("space",)) -> str:
     """Markdown: one row per `key` (first cells from `first_cells(row)`), one column per pair."""
     pair_names = list(dict.fromkeys(result["pair"]))
@@ -305,7 +311,7 @@ def _pair_cells(result: pd.DataFrame, header, first_cells, digits: int, key=("sp
         lines.setdefault(k, first_cells(r))
         cells[(k, r.pair)] = (
             f"{_num(r.mean_diff, digits)} ± {_num(r.pooled_sd, digits)}"
-            f" (p={_num(r.pvalue, 2)}, d={_num(r.cohen_d, 2, sign=True)})"
+            f" ({_p_clause(r.pvalue)}, d={_num(r.cohen_d, 2, sign=True)})"
         )
     body = [[*first, *(cells.get((k, p), "") for p in pair_names)] for k, first in lines.items()]
     return markdown_table([*header, *pair_names], body)

@@ -9,6 +9,8 @@ those already finished is reused here, and a crashed or stopped sweep resumes fr
 
 from __future__ import annotations
 
+from collections import deque
+
 import pyarrow as pa
 import ray
 
@@ -37,10 +39,12 @@ def ws_search_unit(
     recipe: dict,
     proxies: dict,
     supernet_seconds: float,
+    _after: UnitResult | None = None,
 ) -> UnitResult:
     """Ray task: one WS search (proxy search, then every visited cell evaluated best proxy
     first), logged as a child run. The clock charges `supernet_seconds`, `proxies[space][row]`
-    per proxy evaluation and each cell's training on the space's clock (`spaces`)."""
+    per proxy evaluation and each cell's training on the space's clock (`spaces`). `_after`
+    (unused) is the result of the search this one queues behind (`Sweep.launch_ws`)."""
     maybe_die(unit, fault)
     p = unit.params
     space: SpaceData = spaces[p["space"]]
@@ -77,6 +81,12 @@ def ws_search_unit(
     )
 
 
+# WS searches in flight per evaluator actor: one scoring while the other proposes its next cells.
+# A search mostly waits for its evaluator, so more would only hold a worker process each (torch
+# imported, ~0.4 GB): 36 at once on one evaluator ran a 24 GB node out of memory.
+SEARCHES_PER_EVALUATOR = 2
+
+
 class Sweep:
     """The whole study's units for one config and benchmark (planned without Ray), then, once
     opened on a sweep, its nodes."""
@@ -105,6 +115,7 @@ class Sweep:
         self.target: TrackingTarget | None = None
         self._shared = None
         self._baseline_launch = None
+        self._queues: dict[int, deque] = {}  # evaluator index -> its last searches' refs
         self.ws_units: list[Unit] = []
         charged = self.clock.identity
         for (space, variant, seed), sn in self.study.supernets.items():
@@ -164,6 +175,10 @@ class Sweep:
         return self._baseline_launch(unit, deps)
 
     def launch_ws(self, unit: Unit, deps: dict[str, UnitResult]):
+        """A WS search as a Ray task on its supernet's evaluator. It takes the ref of the search
+        launched SEARCHES_PER_EVALUATOR before it on that evaluator as an argument: Ray leases
+        no worker to a task until its ref arguments are ready, so at most that many searches of
+        an evaluator hold a process at once, and the others cost nothing while they wait."""
         supernet_key = unit.params["supernet"]
         recipe = self.study.recipes[supernet_key].model_dump()
         # a WS search mostly waits for its evaluator: it holds no CPU, so it never blocks one
@@ -171,7 +186,10 @@ class Sweep:
             num_cpus=0, max_retries=self.config.max_retries, retry_exceptions=False
         )
         space = unit.params["space"]
-        return task.remote(
+        queue = self._queues.setdefault(
+            self.study.evaluators.pick(supernet_key), deque(maxlen=SEARCHES_PER_EVALUATOR)
+        )
+        ref = task.remote(
             unit,
             self.target,
             self.fault,
@@ -181,7 +199,10 @@ class Sweep:
             recipe,
             self._refs()[2],
             self.clock.supernet(self.space_data[space], self.study.recipes[supernet_key]),
+            queue[0] if len(queue) == queue.maxlen else None,  # the search it queues behind
         )
+        queue.append(ref)
+        return ref
 
     def dry_run(self, finished: dict) -> str:
         """What would run: units per kind, what is reused, the clock, the time the searches

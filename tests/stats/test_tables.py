@@ -70,8 +70,16 @@ def test_oneshot_report_equals_compare_at_the_ws_budget(trajectories):
     for field in ("mean_diff", "pooled_sd", "pvalue", "cohen_d", "prob_superiority", "ci_low", "ci_high"):
         assert row[field] == pytest.approx(getattr(ref, field), rel=1e-12)
     assert st.ttest_ind(ra, rb).pvalue == pytest.approx(row.pvalue, rel=1e-9)
-    cell = f"{ref.mean_diff:.2f} ± {ref.pooled_sd:.2f} (p={ref.pvalue:.2f}, d={ref.cohen_d:+.2f})"
-    assert cell in report.markdown
+    cell = f"{ref.mean_diff:.2f} ± {ref.pooled_sd:.2f} ({_p_text(ref.pvalue)}, d={ref.cohen_d:+.2f})"
+    assert cell in report.markdown and "p=0.00" not in report.markdown
+
+
+def _p_text(p: float) -> str:
+    """A p as the one-shot tables print it: as many decimals as it needs ('.55', '.003'), never 0.00."""
+    for decimals, floor in ((2, 0.01), (3, 0.001), (4, 0.0001)):
+        if p >= floor:
+            return "p=" + f"{p:.{decimals}f}".removeprefix("0")
+    return "p < .0001"
 
 
 def _hand_made() -> pd.DataFrame:
@@ -100,7 +108,7 @@ def test_oneshot_counts_each_ws_runs_first_pick_as_the_thesis_does():
     assert row.pvalue == pytest.approx(st.ttest_ind([6, 4], [5, 3]).pvalue)
     at_budget = oneshot_report(_hand_made(), pairs=[("RS_bs", "RS_ws")], pick="budget").table
     assert at_budget["mean_diff"][0].as_py() == pytest.approx(3.0)
-    assert "1.00 ± 1.41 (p=0.55, d=+0.71)" in report.markdown
+    assert "1.00 ± 1.41 (p=.55, d=+0.71)" in report.markdown
 
 
 def test_budgets_report_compares_every_run_at_multiples_of_the_one_shot_budget():
