@@ -98,7 +98,9 @@ class Outcome:
 
 
 def _actor_died(err: Exception) -> bool:
-    return isinstance(err, ray.exceptions.RayActorError)
+    """The unit's actor is gone (crashed, its node lost, or killed by Ray's memory monitor): the
+    unit itself did not fail, so it may run again on a fresh actor."""
+    return isinstance(err, ray.exceptions.RayActorError | ray.exceptions.OutOfMemoryError)
 
 
 class Readiness:

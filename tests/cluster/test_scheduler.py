@@ -117,3 +117,14 @@ def test_a_unit_whose_pool_actor_dies_is_launched_again_on_a_fresh_member(ray_cl
         assert pool.get(0) is not first  # replaced by `failed`
     finally:
         pool.close()
+
+
+def test_an_actor_lost_to_a_crash_or_the_memory_monitor_is_relaunched_a_unit_error_is_not():
+    import ray
+
+    from cluster.scheduler import _actor_died
+
+    assert _actor_died(ray.exceptions.ActorDiedError())
+    assert _actor_died(ray.exceptions.OutOfMemoryError("the memory monitor killed the worker"))
+    assert not _actor_died(ValueError("the unit's own bug"))
+    assert not _actor_died(ray.exceptions.RayTaskError("f", "traceback", ValueError("bug")))
