@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from cluster.devices import Slots, assigned_device, slots
+from cluster.devices import Slots, assigned_device, placement, slots
 from cluster.lifecycle import Resumable, run_resumable
 from cluster.scheduler import TrackingTarget
 from cluster.tracking import timed
@@ -198,7 +198,7 @@ def log_evaluation(
         target.parent_run_id,
         unit.key,
         unit.name,
-        params=unit.params | {"supernet_run": supernet_run_id},
+        params=unit.params | {"supernet_run": supernet_run_id} | placement(),  # the evaluator's node and GPU
         metrics=metrics,
         tables={PROXIES: table},
         tags={"role": "evaluation"},
