@@ -17,6 +17,27 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def nb101_reference(tmp_path_factory):
+    """`reference(args)`: (store URI, experiment) of the NB-101 sweep `jobs/nb101_sweep.py args`
+    run once, uninterrupted, on a file store of its own. The first test asking for the same args
+    runs it (on the Ray cluster that test has up), later ones compare against the same runs:
+    the suite pays for one reference sweep, not one per test that interrupts a sweep."""
+    import jobs.nb101_sweep as job
+
+    done: dict[tuple, tuple[str, str]] = {}
+
+    def reference(args: list[str]) -> tuple[str, str]:
+        if tuple(args) not in done:
+            store = tmp_path_factory.mktemp("nb101-reference")
+            uri, experiment = f"file:{store / 'mlruns'}", "nb101-reference"
+            where = ["--tracking-uri", uri, "--set", f"experiment={experiment}"]
+            assert job.main([*args, *where, "--output-dir", str(store / "out")]) == 0
+            done[tuple(args)] = (uri, experiment)
+        return done[tuple(args)]
+
+    return reference
+
 
 @pytest.fixture
 def sweep_status():

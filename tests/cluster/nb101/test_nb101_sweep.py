@@ -73,25 +73,17 @@ def _stats_tables(uri: str, experiment: str, out) -> dict:
     return tables
 
 
-def test_killed_driver_resubmitted_equals_uninterrupted(ray_cluster, tmp_path, tracking_server, experiment):
+def test_killed_driver_resubmitted_equals_uninterrupted(
+    ray_cluster, tmp_path, tracking_server, experiment, nb101_reference
+):
     import jobs.nb101_sweep as job
 
-    # the uninterrupted reference on a store of its own: units are reused from any experiment of a
-    # server, so on the same server the second sweep would find all of them finished
-    uri, clean, crashed = tracking_server, f"{experiment}-clean", f"{experiment}-crashed"
+    # the uninterrupted reference on a store of its own (units are reused from any experiment of a
+    # server, so on the same server the second sweep would find all of them finished), shared with
+    # the multi-node test that loses a node mid-sweep
+    uri, crashed = tracking_server, f"{experiment}-crashed"
     small = [*SMALL, "--tracking-uri", uri]
-    alone = f"file:{tmp_path / 'reference'}"
-    args = [
-        *SMALL,
-        "--tracking-uri",
-        alone,
-        "--set",
-        f"experiment={clean}",
-        "--output-dir",
-        str(tmp_path / "o1"),
-    ]
-    assert job.main(args) == 0
-    reference, n_reference = _state(alone, clean)
+    reference, n_reference = _state(*nb101_reference(SMALL))
     assert n_reference == len(reference) == 2 * 2 + 2 + 1 + 2 * 2  # baselines, supernets, evaluation, WS
 
     args = [
