@@ -17,5 +17,11 @@ export MLFLOW_TRACKING_URI="http://$1:5000"
 export MLFLOW_TRACKING_USERNAME="${SWEEPS_MLFLOW_USER:-admin}"
 MLFLOW_TRACKING_PASSWORD="$(head -n 1 "$SWEEPS_HOME/mlflow-password" 2>/dev/null)"
 export MLFLOW_TRACKING_PASSWORD
-# derived files (enumerated space, imported benchmark stores) outlive a job's unpacked copy
-export SWEEPS_CACHE_DIR="$SWEEPS_HOME/cache"
+# The project's cache on the mount every node sees at the same path (SWEEPS_SHARED, default
+# /shared): an embedded data set a driver generates there is read by actors on other nodes, a
+# trainer resumed elsewhere finds its local checkpoints, and it outlives a job's unpacked copy.
+export SWEEPS_CACHE_DIR="${SWEEPS_SHARED:-/shared}/nas-sweeps/cache"
+if ! mkdir -p -m 700 "$SWEEPS_CACHE_DIR" 2>/dev/null; then
+    echo "node-env.sh: cannot make $SWEEPS_CACHE_DIR: is the shared mount there (SWEEPS_SHARED)?" >&2
+    return 1 2>/dev/null || exit 1
+fi

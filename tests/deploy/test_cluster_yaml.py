@@ -84,24 +84,29 @@ def test_every_command_is_shell_that_parses(config):
         assert done.returncode == 0, f"{command}: {done.stderr}"
 
 
-def _source(home: Path, *args: str) -> subprocess.CompletedProcess:
+def _source(home: Path, shared: Path, *args: str) -> subprocess.CompletedProcess:
     script = f". {NODE_ENV} {' '.join(args)} && env"
-    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    env = {"HOME": str(home), "PATH": os.environ["PATH"], "SWEEPS_SHARED": str(shared)}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
 
 
-def test_the_node_environment_points_every_node_at_the_head(tmp_path):
-    (tmp_path / "nas-sweeps").mkdir()
-    (tmp_path / "nas-sweeps" / "mlflow-password").write_text("a long enough secret\n")
-    done = _source(tmp_path, "10.0.0.1")
+def test_the_node_environment_points_every_node_at_the_head_and_the_shared_cache(tmp_path):
+    home, shared = tmp_path / "home", tmp_path / "shared"
+    (home / "nas-sweeps").mkdir(parents=True)
+    (home / "nas-sweeps" / "mlflow-password").write_text("a long enough secret\n")
+    done = _source(home, shared, "10.0.0.1")
     assert done.returncode == 0, done.stderr
     env = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     assert env["MLFLOW_TRACKING_URI"] == "http://10.0.0.1:5000"
     assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
     assert env["MLFLOW_TRACKING_PASSWORD"] == "a long enough secret"
     assert env["RAY_AUTH_MODE"] == "token"
-    assert env["SWEEPS_CACHE_DIR"] == f"{tmp_path}/nas-sweeps/cache"
-    assert env["PATH"].startswith(f"{tmp_path}/nas-sweeps/venv/bin:")
+    assert env["PATH"].startswith(f"{home}/nas-sweeps/venv/bin:")
+    cache = shared / "nas-sweeps" / "cache"
+    assert env["SWEEPS_CACHE_DIR"] == str(cache) and cache.stat().st_mode & 0o777 == 0o700
 
-    missing = _source(tmp_path)
+    missing = _source(home, shared)
     assert missing.returncode == 2 and "head node's address" in missing.stderr
+    (tmp_path / "not-a-mount").write_text("")
+    unmounted = _source(home, tmp_path / "not-a-mount", "10.0.0.1")
+    assert unmounted.returncode == 1 and "is the shared mount there" in unmounted.stderr
