@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -334,6 +335,9 @@ def main(argv=None) -> int:
 
     from cluster.runtime import init_ray
 
+    # SIGTERM (a neighbour's cleanup, a timeout) ends the run through its finally blocks: the
+    # tracking server it started is stopped and its temporary folders removed
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     tag = f"{os.getpid()}-{int(time.time())}"  # keys and experiments of this run only
     storage = Path(tempfile.mkdtemp(prefix="bench-scheduler-tune-"))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console boxes stay off this output
