@@ -50,3 +50,32 @@ def sweep_status():
         return run.info.status, run.data.tags.get(ERROR)
 
     return find
+
+
+@pytest.fixture(scope="session")
+def nb101_small() -> tuple[str, ...]:
+    """Arguments of a small NB-101 sweep on the embedded benchmark (the smoke preset's supernets):
+    one list for every test that compares against `nb101_reference`, so they share its runs."""
+    return (
+        "--preset",
+        "smoke",
+        "--baseline-seeds",
+        "2",
+        "--set",
+        "budget=30",
+        "--set",
+        "ws_budget=20",
+        "--set",
+        "supernet.epochs=2",
+        "--set",
+        "correlation_cells=12",
+    )
+
+
+@pytest.fixture(scope="session")
+def boneage_tiny() -> tuple[str, ...]:
+    """Arguments that shrink the bone-age job to seconds: a small synthetic set, 32 px, 2 epochs."""
+    sizes = ["data.synthetic.n_rsna=48", "data.synthetic.n_rhpe=24", "data.synthetic.n_clinical=40"]
+    sizes += ["data.synthetic.image_size=32", "train.image_size=32", "train.batch_size=16"]
+    sizes += ["evaluation.n_resamples=200"]
+    return (*(arg for value in sizes for arg in ("--set", value)), "--epochs", "2")

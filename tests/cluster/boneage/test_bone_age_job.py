@@ -15,25 +15,6 @@ from cluster.boneage import VARIANTS, load_job_config
 from cluster.tracking import KIND, UNIT_KEY, Tracker
 from core.config import ConfigError
 
-TINY = [
-    "--set",
-    "data.synthetic.n_rsna=48",
-    "--set",
-    "data.synthetic.n_rhpe=24",
-    "--set",
-    "data.synthetic.n_clinical=40",
-    "--set",
-    "data.synthetic.image_size=32",
-    "--set",
-    "train.image_size=32",
-    "--set",
-    "train.batch_size=16",
-    "--set",
-    "evaluation.n_resamples=200",
-    "--epochs",
-    "2",
-]
-
 
 def test_presets_defaults_and_overrides():
     embedded = load_job_config(None, {"train": {"epochs": 3}})
@@ -114,7 +95,9 @@ def test_bad_config_and_bad_data_stop_before_any_run(tmp_path, monkeypatch, caps
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "out").exists()
 
 
-def test_a_failure_after_the_parent_run_starts_marks_it_failed(tmp_path, monkeypatch, sweep_status):
+def test_a_failure_after_the_parent_run_starts_marks_it_failed(
+    tmp_path, monkeypatch, sweep_status, boneage_tiny
+):
     import jobs.bone_age as job
 
     def broken(*_args):
@@ -123,14 +106,16 @@ def test_a_failure_after_the_parent_run_starts_marks_it_failed(tmp_path, monkeyp
     monkeypatch.setenv("SWEEPS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(job, "run_sweep", broken)
     uri = f"file:{tmp_path / 'mlruns'}"
-    args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out"), "--variants", "rsna"] + TINY
+    args = ["--tracking-uri", uri, "--output-dir", str(tmp_path / "out"), "--variants", "rsna", *boneage_tiny]
     with pytest.raises(RuntimeError, match="could not start"):
         job.main(args)
     assert sweep_status(uri, "bone-age") == ("FAILED", "RuntimeError: the trainer pool could not start")
     assert not (tmp_path / "out").exists()
 
 
-def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_path, monkeypatch, capsys):
+def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(
+    ray_cluster, tmp_path, monkeypatch, capsys, boneage_tiny
+):
     import jobs.bone_age as job
 
     monkeypatch.setenv("SWEEPS_CACHE_DIR", str(tmp_path / "cache"))
@@ -146,7 +131,8 @@ def test_sweep_with_a_killed_actor_resumes_and_reruns_nothing(ray_cluster, tmp_p
         str(out),
         "--set",
         f"checkpoint_dir={tmp_path / 'ckpt'}",
-    ] + TINY
+        *boneage_tiny,
+    ]
     assert job.main(args) == 0
     assert marker.exists()  # the actor training rhpe+ca really died after its first epoch
 

@@ -11,30 +11,9 @@ import shutil
 from cluster.scheduler import FAULT_ENV
 from cluster.tracking import KIND, Tracker
 
-TINY = [
-    "--variants",
-    "rsna",
-    "--epochs",
-    "2",
-    "--set",
-    "data.synthetic.n_rsna=48",
-    "--set",
-    "data.synthetic.n_rhpe=24",
-    "--set",
-    "data.synthetic.n_clinical=40",
-    "--set",
-    "data.synthetic.image_size=32",
-    "--set",
-    "train.image_size=32",
-    "--set",
-    "train.batch_size=16",
-    "--set",
-    "evaluation.n_resamples=200",
-]
-
 
 def test_a_trainer_on_a_removed_node_resumes_from_its_mlflow_checkpoint_elsewhere(
-    nodes, strike, tmp_path, monkeypatch
+    nodes, strike, tmp_path, monkeypatch, boneage_tiny
 ):
     import jobs.bone_age as job
 
@@ -42,7 +21,7 @@ def test_a_trainer_on_a_removed_node_resumes_from_its_mlflow_checkpoint_elsewher
     marker, disk, events = tmp_path / "held", tmp_path / "node-disk", {}
     monkeypatch.setenv(FAULT_ENV, strike.hold_env("rsna", marker, after_epoch=1))
     uri = f"file:{tmp_path / 'mlruns'}"
-    args = [*TINY, "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")]
+    args = ["--variants", "rsna", *boneage_tiny, "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")]
 
     def lose_node(where: dict) -> None:
         events["node"], events["nodes_before"] = where["node_id"], nodes.alive()

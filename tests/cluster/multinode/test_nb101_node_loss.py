@@ -16,20 +16,6 @@ import pytest
 from cluster.scheduler import FAULT_ENV
 from cluster.tracking import KIND, UNIT_KEY, Tracker
 
-SMALL = [  # as tests/cluster/nb101/test_nb101_sweep.py: the same uninterrupted reference serves both
-    "--preset",
-    "smoke",
-    "--baseline-seeds",
-    "2",
-    "--set",
-    "budget=30",
-    "--set",
-    "ws_budget=20",
-    "--set",
-    "supernet.epochs=2",
-    "--set",
-    "correlation_cells=12",
-]
 HELD = "A2/uniform/supernet0"
 TIMED = ("seconds", "images_per_s", "cells_per_s", "resumed_from_epoch")  # wall-clock measurements
 
@@ -89,18 +75,18 @@ def server(tmp_path_factory, free_ports):
 
 
 @pytest.fixture(scope="module")
-def bad_day(multinode, strike, nb101_reference, server, tmp_path_factory):
+def bad_day(multinode, strike, nb101_reference, nb101_small, server, tmp_path_factory):
     """The uninterrupted reference (while the server starts), then the sweep that loses a node and
     its tracking server, then the same sweep submitted again; what each printed."""
     import jobs.nb101_sweep as job
 
     multinode.reset()
     clock = time.monotonic()
-    reference = nb101_reference(SMALL)  # run now unless an earlier test ran it
+    reference = nb101_reference(nb101_small)  # run now unless an earlier test ran it
     times = {"reference": time.monotonic() - clock}
     tmp = tmp_path_factory.mktemp("nb101-node-loss")
     marker, events = tmp / "held", {}
-    args = [*SMALL, "--tracking-uri", server.ready(), "--set", "experiment=nb101-node-loss"]
+    args = [*nb101_small, "--tracking-uri", server.ready(), "--set", "experiment=nb101-node-loss"]
 
     def lose_node_and_server(where: dict) -> None:
         events["node"], events["nodes_before"] = where["node_id"], multinode.alive()

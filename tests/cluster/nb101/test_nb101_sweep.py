@@ -15,21 +15,6 @@ import pytest
 from cluster.tracking import KIND, Tracker
 from core.paths import REPO_ROOT
 
-SMALL = [  # the embedded benchmark (digits), as the smoke preset's supernets
-    "--preset",
-    "smoke",
-    "--baseline-seeds",
-    "2",
-    "--set",
-    "budget=30",
-    "--set",
-    "ws_budget=20",
-    "--set",
-    "supernet.epochs=2",
-    "--set",
-    "correlation_cells=12",
-]
-
 
 def _state(uri: str, experiment: str) -> dict:
     """Unit name -> (key, metrics) of every live unit run, and the number of live unit runs."""
@@ -74,7 +59,7 @@ def _stats_tables(uri: str, experiment: str, out) -> dict:
 
 
 def test_killed_driver_resubmitted_equals_uninterrupted(
-    ray_cluster, tmp_path, tracking_server, experiment, nb101_reference
+    ray_cluster, tmp_path, tracking_server, experiment, nb101_reference, nb101_small
 ):
     import jobs.nb101_sweep as job
 
@@ -82,8 +67,8 @@ def test_killed_driver_resubmitted_equals_uninterrupted(
     # server, so on the same server the second sweep would find all of them finished), shared with
     # the multi-node test that loses a node mid-sweep
     uri, crashed = tracking_server, f"{experiment}-crashed"
-    small = [*SMALL, "--tracking-uri", uri]
-    reference, n_reference = _state(*nb101_reference(SMALL))
+    small = [*nb101_small, "--tracking-uri", uri]
+    reference, n_reference = _state(*nb101_reference(nb101_small))
     assert n_reference == len(reference) == 2 * 2 + 2 + 1 + 2 * 2  # baselines, supernets, evaluation, WS
 
     args = [
@@ -161,10 +146,10 @@ def test_killed_driver_resubmitted_equals_uninterrupted(
             assert built[column].to_numpy() == pytest.approx(report[column].to_numpy(), nan_ok=True)
 
 
-def test_dry_run_and_bad_config(tmp_path, capsys):
+def test_dry_run_and_bad_config(tmp_path, capsys, nb101_small):
     import jobs.nb101_sweep as job
 
-    assert job.main([*SMALL, "--tracking-uri", f"file:{tmp_path / 'm'}", "--dry-run"]) == 0
+    assert job.main([*nb101_small, "--tracking-uri", f"file:{tmp_path / 'm'}", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "nb101-ws-search" in out and "total: 11 units" in out and "proxy evaluations" in out
     assert "clock: modelled clock" in out and "simulated cost on this clock" in out
@@ -193,11 +178,13 @@ def test_dry_run_and_bad_config(tmp_path, capsys):
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
-def test_an_error_after_the_sweep_started_leaves_it_failed(ray_cluster, tmp_path, sweep_status, broken):
+def test_an_error_after_the_sweep_started_leaves_it_failed(
+    ray_cluster, tmp_path, sweep_status, broken, nb101_small
+):
     import jobs.nb101_sweep as job
 
     error = broken(job, "run_graph")
     uri = f"file:{tmp_path / 'mlruns'}"
     with pytest.raises(RuntimeError, match="run_graph broke"):
-        job.main([*SMALL, "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")])
+        job.main([*nb101_small, "--tracking-uri", uri, "--output-dir", str(tmp_path / "out")])
     assert sweep_status(uri, "nb101-sweep") == ("FAILED", error)
