@@ -98,6 +98,16 @@ def _state_file(home: Path) -> Path:
     return Path(home) / "server.json"
 
 
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of process `pid` (field 22 of /proc/PID/stat), which tells a recorded
+    server from a later process that reuses its pid; None where there is no /proc or no process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # fields after "(comm)" start at field 3
+
+
 def admin_password(config: ServerConfig) -> str | None:
     """The admin password from MLFLOW_AUTH_ADMIN_PASSWORD, else from the config's password file
     (its first line), which must be readable by its owner only."""
@@ -187,7 +197,7 @@ def start(config: ServerConfig | None = None, wait: float = 120.0) -> str:
             env=env,
             umask=0o077,  # artifacts, journals, the user database: owner only
         )
-    state = {"pid": proc.pid, "url": config.url, "log": str(log_path), **asdict(config)}
+    state = {"pid": proc.pid, "started": _start_time(proc.pid), "url": config.url, "log": str(log_path), **asdict(config)}
     write_private_text(_state_file(home), json.dumps(state, default=str, indent=1))
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -208,6 +218,9 @@ def stop(home: Path = DEFAULT_HOME) -> bool:
     if not path.exists():
         return False
     state = json.loads(path.read_text())
+    if state.get("started") and _start_time(state["pid"]) != state["started"]:
+        path.unlink()  # the server is gone and its pid is another process's now: never signal that
+        return False
     try:
         os.killpg(state["pid"], signal.SIGTERM)
     except ProcessLookupError:

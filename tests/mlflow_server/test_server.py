@@ -56,3 +56,22 @@ def test_server_lifecycle(tmp_path):
         assert stop(tmp_path)
     assert not healthy(url)
     assert status(tmp_path) == {"running": False}
+
+
+def test_stop_never_signals_a_process_that_reused_the_servers_pid(tmp_path):
+    """A state file outliving its server (a crash, a reboot) names a pid another process may hold
+    now: stop() leaves that process alone and forgets the state."""
+    import json
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        state = {"pid": other.pid, "started": "1", "url": "http://127.0.0.1:9"}  # started at boot: not it
+        (tmp_path / "server.json").write_text(json.dumps(state))
+        assert stop(tmp_path) is False
+        assert other.poll() is None  # still running: never signalled
+        assert not (tmp_path / "server.json").exists()
+    finally:
+        other.kill()
+        other.wait()
