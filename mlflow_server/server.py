@@ -197,7 +197,13 @@ def start(config: ServerConfig | None = None, wait: float = 120.0) -> str:
             env=env,
             umask=0o077,  # artifacts, journals, the user database: owner only
         )
-    state = {"pid": proc.pid, "started": _start_time(proc.pid), "url": config.url, "log": str(log_path), **asdict(config)}
+    state = {
+        "pid": proc.pid,
+        "started": _start_time(proc.pid),
+        "url": config.url,
+        "log": str(log_path),
+        **asdict(config),
+    }
     write_private_text(_state_file(home), json.dumps(state, default=str, indent=1))
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

@@ -83,6 +83,29 @@ def test_run_graph_passes_results_along_and_reuses_finished_units(ray_cluster, t
     assert outcome.ran == {"b", "c", "d", "e"}
 
 
+def test_run_graph_keeps_at_most_max_in_flight_units_launched_and_unfinished(ray_cluster, tmp_path):
+    import ray
+
+    tracker = Tracker(f"file:{tmp_path / 'mlruns'}", "capped")
+    task = ray.remote(_add).options(num_cpus=0)
+    count = {"launched": 0, "done": 0, "most": 0}
+
+    def launch(unit, deps):
+        count["launched"] += 1
+        count["most"] = max(count["most"], count["launched"] - count["done"])
+        return task.remote(unit, deps)
+
+    def done(unit, result):
+        count["done"] += 1
+
+    nodes = [Node(Unit(f"u{i}", f"u{i}", {"n": i}), launch, done=done) for i in range(12)]
+    outcome = run_graph(nodes, tracker, "capped", max_in_flight=3)
+    assert {k: r.metrics["value"] for k, r in outcome.results.items()} == {f"u{i}": i for i in range(12)}
+    assert count["launched"] == 12 and count["most"] == 3  # uncapped, all 12 go out before any result
+    with pytest.raises(ValueError, match="max_in_flight must be at least 1"):
+        run_graph(nodes, tracker, max_in_flight=0)
+
+
 def test_run_graph_refuses_cycles_and_unknown_dependencies(ray_cluster, tmp_path):
     tracker = Tracker(f"file:{tmp_path / 'mlruns'}", "cycle")
     cyclic = [_node("a", ("b",)), _node("b", ("a",))]
