@@ -300,9 +300,10 @@ PATIENCE_VARIABLE = "SWEEPS_TRACKING_PATIENCE_S"  # seconds a call waits for the
 
 class Patient:
     """An MlflowClient whose calls wait out an unreachable tracking server (restarted, a network
-    blip): each call is retried after 1, 2, 4 ... 30 s, every wait printed to the job's log, for at
-    most $SWEEPS_TRACKING_PATIENCE_S seconds (default 600); then the error is raised. MLflow's own
-    silent HTTP retries are cut to 2 (unless MLFLOW_HTTP_REQUEST_MAX_RETRIES says otherwise)."""
+    blip) or a file store read mid-write: each call is retried after 1, 2, 4 ... 30 s, every wait
+    printed to the job's log, for at most $SWEEPS_TRACKING_PATIENCE_S seconds (default 600); then
+    the error is raised. MLflow's own silent HTTP retries are cut to 2 (unless
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES says otherwise)."""
 
     def __init__(self, client: MlflowClient):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -320,11 +321,11 @@ class Patient:
                 try:
                     return call(*args, **kwargs)
                 except Exception as err:
-                    spent = time.monotonic() - start
-                    if not _unreachable(err) or spent + wait > budget:
+                    spent, why = time.monotonic() - start, _transient(err)
+                    if not why or spent + wait > budget:
                         raise
                     print(
-                        f"tracking server {self._client.tracking_uri} unreachable ({str(err)[:200]}): "
+                        f"tracking server {self._client.tracking_uri} {why} ({str(err)[:200]}): "
                         f"{name} retried in {wait:.0f} s ({spent:.0f} s of at most {budget:.0f} s)",
                         flush=True,
                     )
@@ -332,6 +333,17 @@ class Patient:
                     wait = min(2 * wait, 30.0)
 
         return patiently
+
+
+def _transient(err: Exception) -> str | None:
+    """Why a failed call is worth repeating, or None. Besides an unreachable server: MLflow's file
+    store raises ValueError("Metric 'x' is malformed. No data found.") when it reads a metric file
+    that another process has created but not yet written (a search while a unit logs)."""
+    if _unreachable(err):
+        return "unreachable"
+    if isinstance(err, ValueError) and "is malformed. No data found" in str(err):
+        return "read while a metric was being written"
+    return None
 
 
 def _unreachable(err: Exception) -> bool:

@@ -79,3 +79,20 @@ def boneage_tiny() -> tuple[str, ...]:
     sizes += ["data.synthetic.image_size=32", "train.image_size=32", "train.batch_size=16"]
     sizes += ["evaluation.n_resamples=200"]
     return (*(arg for value in sizes for arg in ("--set", value)), "--epochs", "2")
+
+
+# Wall-clock measurements, which differ between two runs of the same unit: timings, rates, where a
+# resumed trainer started, and MLflow's system metrics (sampled every 10 s: a unit finishing sooner
+# has none, one slowed by a lost server has some)
+TIMED_METRICS = ("seconds", "images_per_s", "cells_per_s", "resumed_from_epoch", "system/")
+
+
+@pytest.fixture(scope="session")
+def deterministic():
+    """`deterministic(metrics)`: a run's metrics without its wall-clock measurements, the numbers
+    two runs of the same unit must agree on."""
+
+    def keep(metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if not any(t in k for t in TIMED_METRICS)}
+
+    return keep

@@ -83,3 +83,32 @@ def test_the_wait_is_bounded_and_other_errors_are_not_retried(late_server, monke
     assert client.get_experiment_by_name("absent") is None  # a 404: an answer, not an outage
     assert "unreachable" not in capsys.readouterr().out
     assert client.tracking_uri == late_server  # attributes pass through
+
+
+class _RacingStore:
+    """A client over a file store whose first search meets a metric file another process has
+    created and not yet written (MLflow's error for it), and whose `broken` call always fails."""
+
+    tracking_uri = "file:/somewhere/mlruns"
+
+    def __init__(self):
+        self.searches = 0
+
+    def search_runs(self, *_args):
+        self.searches += 1
+        if self.searches == 1:
+            raise ValueError("Metric 'sim_time' is malformed. No data found.")
+        return ["run"]
+
+    def broken(self):
+        raise ValueError("a bad argument")
+
+
+def test_a_file_store_read_mid_write_is_retried_other_value_errors_are_not(capsys):
+    store = _RacingStore()
+    client = Patient(store)
+    assert client.search_runs(["1"]) == ["run"] and store.searches == 2
+    assert "read while a metric was being written" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="a bad argument"):
+        client.broken()
+    assert not capsys.readouterr().out

@@ -36,12 +36,6 @@ def _duplicates(uri: str, experiment: str) -> list:
     )
 
 
-def _deterministic(metrics: dict) -> dict:
-    """Metrics that do not depend on wall-clock measurements."""
-    timed = ("seconds", "images_per_s", "cells_per_s", "resumed_from_epoch")
-    return {k: v for k, v in metrics.items() if not any(t in k for t in timed)}
-
-
 def _stats_tables(uri: str, experiment: str, out) -> dict:
     """Tables 4.3-4.5 built by `python -m stats` from the sweep's own child runs."""
     import pandas as pd
@@ -59,7 +53,7 @@ def _stats_tables(uri: str, experiment: str, out) -> dict:
 
 
 def test_killed_driver_resubmitted_equals_uninterrupted(
-    ray_cluster, tmp_path, tracking_server, experiment, nb101_reference, nb101_small
+    ray_cluster, tmp_path, tracking_server, experiment, nb101_reference, nb101_small, deterministic
 ):
     import jobs.nb101_sweep as job
 
@@ -112,7 +106,7 @@ def test_killed_driver_resubmitted_equals_uninterrupted(
     for name, (key, status, metrics) in final.items():
         ref_key, _, ref_metrics = reference[name]
         assert key == ref_key and status == "FINISHED"
-        assert _deterministic(metrics) == pytest.approx(_deterministic(ref_metrics)), name
+        assert deterministic(metrics) == pytest.approx(deterministic(ref_metrics)), name
     tracker = Tracker(uri, crashed)
     assert len(tracker.client.search_runs([tracker.experiment_id], f"tags.`{KIND}` = 'sweep'")) == 1
     out = tmp_path / "o3"
