@@ -98,14 +98,15 @@ def _state_file(home: Path) -> Path:
     return Path(home) / "server.json"
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of process `pid` (field 22 of /proc/PID/stat), which tells a recorded
-    server from a later process that reuses its pid; None where there is no /proc or no process."""
+def _start_time(pid: int) -> float | None:
+    """When process `pid` started (psutil), which tells a recorded server from a later process that
+    reuses its pid; None when there is no such process."""
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # fields after "(comm)" start at field 3
 
 
 def admin_password(config: ServerConfig) -> str | None:

@@ -67,7 +67,7 @@ def test_stop_never_signals_a_process_that_reused_the_servers_pid(tmp_path):
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
-        state = {"pid": other.pid, "started": "1", "url": "http://127.0.0.1:9"}  # started at boot: not it
+        state = {"pid": other.pid, "started": 1.0, "url": "http://127.0.0.1:9"}  # not its start time
         (tmp_path / "server.json").write_text(json.dumps(state))
         assert stop(tmp_path) is False
         assert other.poll() is None  # still running: never signalled
