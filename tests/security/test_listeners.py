@@ -41,12 +41,19 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return []
 
 
+def role(name: str) -> str:
+    """A process name without the method a Ray worker is running: Ray titles an actor's process
+    `ray::Class` when idle and `ray::Class.method` while a call runs (a fresh-clone run met
+    `ray::JobSupervisor.<method>` and failed on it)."""
+    return name.split(".", 1)[0] if name.startswith("ray::") else name
+
+
 def listening(procs: list[psutil.Process]) -> list[tuple[str, int, str]]:
-    """(address, port, process name) of every TCP socket these processes listen on."""
+    """(address, port, process role) of every TCP socket these processes listen on."""
     names = {}
     for p in procs:
         with contextlib.suppress(psutil.Error):
-            names[p.pid] = p.name()
+            names[p.pid] = role(p.name())
     return sorted(
         {
             (c.laddr.ip, c.laddr.port, names[c.pid])
@@ -204,3 +211,8 @@ def test_the_tracking_server_listens_on_loopback_only(tmp_path, free_ports):
         subprocess.run([*cli, "stop", "--home", str(home)], cwd=REPO_ROOT, timeout=120, check=True)
     assert port in {p for _, p, _ in listeners}, listeners
     assert not exposed(listeners), f"listening beyond loopback: {exposed(listeners)}"
+
+
+def test_role_drops_the_method_of_a_ray_worker_title_only():
+    assert role("ray::JobSupervisor.run") == role("ray::JobSupervisor") == "ray::JobSupervisor"
+    assert role("python3.11") == "python3.11" and role("gcs_server") == "gcs_server"
