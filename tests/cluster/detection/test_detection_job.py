@@ -132,7 +132,7 @@ def test_the_auto_preset_is_cpu_small_on_the_embedded_set_and_thesis_on_real_dat
 
     (tmp_path / "exams.json").write_text("{}")  # only its existence is checked here
     embedded, real = config(), config("--coco", str(tmp_path / "exams.json"))
-    assert (embedded.preset, embedded.iterations, embedded.backbone) == ("cpu-small", 400, "resnet18")
+    assert (embedded.preset, embedded.iterations, embedded.backbone) == ("cpu-small", 320, "resnet18")
     assert (real.preset, real.iterations, real.backbone) == ("thesis", 270_000, "resnet50")
     chosen = config("--preset", "thesis", "--iterations", "9", "--set", "lr=0.01")
     assert (chosen.preset, chosen.iterations, chosen.lr, chosen.checkpoint_every) == ("thesis", 9, 0.01, 5000)
@@ -207,7 +207,7 @@ def test_an_error_after_the_parent_run_starts_fails_it(tmp_path, monkeypatch, sw
 
 def test_embedded_default_learns_to_detect(ray_cluster, tmp_path):
     """The job as `python jobs/fracture_detection.py` runs it (cpu-small preset on the embedded
-    set, 400 iterations), its one trainer given both CPUs (about 3 minutes): the detector must
+    set, 320 iterations), its one trainer given both CPUs (about 2 minutes): the detector must
     beat chance clearly on the test exams."""
     import jobs.fracture_detection as job
 
