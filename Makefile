@@ -61,9 +61,12 @@ wheel: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# PYTHONFAULTHANDLER: a crash in native code prints every thread's Python stack, not only a signal name
+# PYTHONFAULTHANDLER: a crash in native code prints every thread's Python stack, not only a signal name.
+# Two workers: one runs the tests that start Ray clusters, servers and jobs, in order; the other the
+# in-process tests, under SCHED_IDLE in the CPU time the first leaves idle (tests/conftest.py).
+# A plain `python -m pytest` runs them all in one process.
 test: setup lint
-	PYTHONFAULTHANDLER=1 $(PY) -m pytest
+	PYTHONFAULTHANDLER=1 $(PY) -m pytest -n 2
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -213,7 +213,7 @@ def start(config: ServerConfig | None = None, wait: float = 120.0) -> str:
         if proc.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"MLflow server exited with code {proc.returncode}; log {log_path}:\n{tail}")
-        time.sleep(1.0)
+        time.sleep(0.25)  # a refused connection costs nothing: a 1 s poll added ~0.5 s to every start
     raise RuntimeError(
         f"MLflow server did not answer {config.url}/health within {wait:.0f} s; see {log_path}"
     )

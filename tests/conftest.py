@@ -20,6 +20,56 @@ from core.paths import REPO_ROOT
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 
 
+# `make test` runs `pytest -n 2`: the tests that start Ray clusters, tracking servers or whole jobs
+# form one group, which one worker runs in file order at normal priority, as a plain `pytest`
+# would; the other worker runs every other test (in-process compute) under SCHED_IDLE on one torch
+# thread, so it takes only the CPU time the first leaves idle (about a third: process and server
+# start-ups, waits on timeouts) and barely slows the group that sets the suite's time.
+SERIAL_FOLDERS = ("benchmarks", "cluster", "deploy", "mlflow_server", "security")
+SERIAL_FILES = ("test_readme.py",)
+SERIAL_FIXTURES = {"ray_cluster", "ray_head", "tracking_server", "free_ports", "multinode"}  # only there
+
+
+def serial(nodeid: str) -> bool:
+    """True for a test of the serial group (its file under SERIAL_FOLDERS, or in SERIAL_FILES)."""
+    parts = nodeid.split("::")[0].split("/")
+    return parts[:1] == ["tests"] and (parts[1] in SERIAL_FOLDERS or parts[-1] in SERIAL_FILES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scheduling by scope, with one scope for the whole serial group."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "serial" if serial(nodeid) else nodeid
+
+    return SerialGroupScheduling(config, log)
+
+
+_yielding: list[bool] = []  # this process already lowered its priority
+
+
+def pytest_runtest_setup(item):
+    """On an xdist worker, the first test outside the serial group lowers the worker's priority
+    for good (a worker gets such tests only once its share of the serial group has run)."""
+    if hasattr(item.config, "workerinput") and not _yielding and not serial(item.nodeid):
+        import torch
+
+        # SCHED_IDLE, not nice 19: Ray runs its workers at nice 15, which nice 19 would still slow
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        torch.set_num_threads(1)
+        _yielding.append(True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that starts a Ray cluster or a server must be in the serial group."""
+    strays = [i.nodeid for i in items if SERIAL_FIXTURES & set(i.fixturenames) and not serial(i.nodeid)]
+    if strays:
+        raise pytest.UsageError(f"tests outside the serial group start services: {strays}")
+
+
 @pytest.fixture(scope="session")
 def real_nb101():
     """The 151,644 real NB-101 cells of `core/nb101/data/real_subset/` as numpy arrays."""
