@@ -29,14 +29,19 @@ SERIAL_FOLDERS = ("benchmarks", "cluster", "deploy", "mlflow_server", "security"
 SERIAL_FILES = ("test_readme.py",)
 SERIAL_FIXTURES = {"ray_cluster", "ray_head", "tracking_server", "free_ports", "multinode"}  # only there
 IN_PROCESS = ("tests/cluster/nb101/test_headline.py",)  # in a serial folder, but starts nothing
-# The serial group's heaviest compute, a 2-thread trainer, which the other worker's share (about 6
-# minutes of idle time here) would still slow: the serial group runs it last
+# The serial group's heaviest compute, a 2-thread trainer that the other worker still slows while
+# it runs (learning test 179 s beside it, 129 s alone): the serial group runs it last
 LAST = ("tests/cluster/detection/test_detection_job.py",)
 
 
+def _file(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
 def serial(nodeid: str) -> bool:
-    """True for a test of the serial group (its file under SERIAL_FOLDERS, or in SERIAL_FILES)."""
-    path = nodeid.split("::")[0]
+    """True for a test of the serial group: its file under SERIAL_FOLDERS or in SERIAL_FILES, and
+    not in IN_PROCESS."""
+    path = _file(nodeid)
     parts = path.split("/")
     in_place = parts[:1] == ["tests"] and (parts[1] in SERIAL_FOLDERS or parts[-1] in SERIAL_FILES)
     return in_place and path not in IN_PROCESS
@@ -54,19 +59,16 @@ def pytest_xdist_make_scheduler(config, log):
     return SerialGroupScheduling(config, log)
 
 
-_yielding: list[bool] = []  # this process already lowered its priority
-
-
 def pytest_runtest_setup(item):
     """On an xdist worker, the first test outside the serial group lowers the worker's priority
     for good (a worker gets such tests only once its share of the serial group has run)."""
-    if hasattr(item.config, "workerinput") and not _yielding and not serial(item.nodeid):
+    yielding = os.sched_getscheduler(0) == os.SCHED_IDLE
+    if hasattr(item.config, "workerinput") and not yielding and not serial(item.nodeid):
         import torch
 
         # SCHED_IDLE, not nice 19: Ray runs its workers at nice 15, which nice 19 would still slow
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         torch.set_num_threads(1)
-        _yielding.append(True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -74,7 +76,7 @@ def pytest_collection_modifyitems(config, items):
     strays = [i.nodeid for i in items if SERIAL_FIXTURES & set(i.fixturenames) and not serial(i.nodeid)]
     if strays:
         raise pytest.UsageError(f"tests outside the serial group start services: {strays}")
-    items.sort(key=lambda item: item.nodeid.split("::")[0] in LAST)  # stable: file order otherwise
+    items.sort(key=lambda item: _file(item.nodeid) in LAST)  # stable: file order otherwise
 
 
 @pytest.fixture(scope="session")
