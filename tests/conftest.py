@@ -26,9 +26,18 @@ VENV_BIN = REPO_ROOT / ".venv" / "bin"
 # thread, so it takes only the CPU time the first leaves idle (about a third: process and server
 # start-ups, waits on timeouts) and barely slows the group that sets the suite's time.
 SERIAL_FOLDERS = ("benchmarks", "cluster", "deploy", "mlflow_server", "security")
-SERIAL_FILES = ("test_readme.py",)
+SERIAL_TESTS = ("tests/test_readme.py::test_python_block_with_services_runs",)  # outside them
 SERIAL_FIXTURES = {"ray_cluster", "ray_head", "tracking_server", "free_ports", "multinode"}  # only there
-IN_PROCESS = ("tests/cluster/nb101/test_headline.py",)  # in a serial folder, but starts nothing
+# In a serial folder, but they start no Ray, no server and no job on Ray (and no subprocess that a
+# timeout bounds: under SCHED_IDLE, one could wait out the serial group's 2-thread trainer)
+IN_PROCESS = (
+    "tests/benchmarks/test_gpu_check.py",
+    "tests/cluster/detection/test_reader_study_job.py",
+    "tests/cluster/nb101/test_headline.py",
+    "tests/cluster/patch_nas/test_estimate.py",
+    "tests/cluster/test_tracking.py",
+    "tests/deploy/test_wheel.py",
+)
 # The serial group's heaviest compute, a 2-thread trainer that the other worker still slows while
 # it runs (learning test 179 s beside it, 129 s alone): the serial group runs it last
 LAST = ("tests/cluster/detection/test_detection_job.py",)
@@ -39,12 +48,12 @@ def _file(nodeid: str) -> str:
 
 
 def serial(nodeid: str) -> bool:
-    """True for a test of the serial group: its file under SERIAL_FOLDERS or in SERIAL_FILES, and
-    not in IN_PROCESS."""
+    """True for a test of the serial group: its file under SERIAL_FOLDERS and not in IN_PROCESS,
+    or the test in SERIAL_TESTS (a node id's test name, before its parameters)."""
     path = _file(nodeid)
     parts = path.split("/")
-    in_place = parts[:1] == ["tests"] and (parts[1] in SERIAL_FOLDERS or parts[-1] in SERIAL_FILES)
-    return in_place and path not in IN_PROCESS
+    in_folder = parts[:1] == ["tests"] and parts[1] in SERIAL_FOLDERS and path not in IN_PROCESS
+    return in_folder or nodeid.split("[")[0] in SERIAL_TESTS
 
 
 @pytest.hookimpl(optionalhook=True)

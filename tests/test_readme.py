@@ -121,19 +121,32 @@ def with_live_services(block: Block, request) -> str:
     return code
 
 
-@pytest.mark.parametrize(
-    "block", [b for b in BLOCKS if b.language == "python"], ids=lambda b: f"line{b.line}"
-)
-def test_python_block_runs(block, request, tmp_path):
-    code = with_live_services(block, request)  # first: the Ray head fixture sets RAY_AUTH_MODE
+def check_block_runs(block: Block, code: str, cwd: Path) -> None:
+    """Fail naming the README line when the block's code does not run."""
     env = os.environ | {
         "PYTHONPATH": str(REPO_ROOT),
         "MPLBACKEND": "Agg",
-        "SWEEPS_QUEUE": str(tmp_path / "queue.db"),  # a queue example never touches the user's queue
+        "SWEEPS_QUEUE": str(cwd / "queue.db"),  # a queue example never touches the user's queue
     }
-    result = run_block(code, tmp_path, env)
+    result = run_block(code, cwd, env)
     if result.returncode != 0:
         pytest.fail(f"README.md line {block.line}: the python block fails\n{result.stderr[-6000:]}")
+
+
+PYTHON_BLOCKS = [b for b in BLOCKS if b.language == "python"]
+
+
+# Two tests, so that `make test` runs the blocks that start nothing beside the service tests
+# (tests/conftest.py: only the second is in the serial group).
+@pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if not b.needs], ids=lambda b: f"line{b.line}")
+def test_python_block_runs(block, tmp_path):
+    check_block_runs(block, block.code, tmp_path)
+
+
+@pytest.mark.parametrize("block", [b for b in PYTHON_BLOCKS if b.needs], ids=lambda b: f"line{b.line}")
+def test_python_block_with_services_runs(block, request, tmp_path):
+    code = with_live_services(block, request)  # first: the Ray head fixture sets RAY_AUTH_MODE
+    check_block_runs(block, code, tmp_path)
 
 
 # ---------------------------------------------------------------------------- shell commands
