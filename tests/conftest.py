@@ -29,18 +29,16 @@ SERIAL_FOLDERS = ("benchmarks", "cluster", "deploy", "mlflow_server", "security"
 SERIAL_TESTS = ("tests/test_readme.py::test_python_block_with_services_runs",)  # outside them
 SERIAL_FIXTURES = {"ray_cluster", "ray_head", "tracking_server", "free_ports", "multinode"}  # only there
 # In a serial folder, but they start no Ray, no server and no job on Ray (and no subprocess that a
-# timeout bounds: under SCHED_IDLE, one could wait out the serial group's 2-thread trainer)
+# timeout bounds: under SCHED_IDLE it runs only when the serial group leaves a core idle)
 IN_PROCESS = (
     "tests/benchmarks/test_gpu_check.py",
+    "tests/cluster/detection/test_detector_learns.py",  # the suite's heaviest compute, 2 threads
     "tests/cluster/detection/test_reader_study_job.py",
     "tests/cluster/nb101/test_headline.py",
     "tests/cluster/patch_nas/test_estimate.py",
     "tests/cluster/test_tracking.py",
     "tests/deploy/test_wheel.py",
 )
-# The serial group's heaviest compute, a 2-thread trainer that the other worker still slows while
-# it runs (learning test 179 s beside it, 129 s alone): the serial group runs it last
-LAST = ("tests/cluster/detection/test_detection_job.py",)
 
 
 def _file(nodeid: str) -> str:
@@ -81,11 +79,10 @@ def pytest_runtest_setup(item):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test that starts a Ray cluster or a server must be in the serial group; LAST last."""
+    """Every test that starts a Ray cluster or a server must be in the serial group."""
     strays = [i.nodeid for i in items if SERIAL_FIXTURES & set(i.fixturenames) and not serial(i.nodeid)]
     if strays:
         raise pytest.UsageError(f"tests outside the serial group start services: {strays}")
-    items.sort(key=lambda item: _file(item.nodeid) in LAST)  # stable: file order otherwise
 
 
 @pytest.fixture(scope="session")
