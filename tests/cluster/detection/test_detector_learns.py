@@ -1,6 +1,6 @@
 """The detector learns: the job's trainer actor class, in this process, on the job's embedded
-default exactly as `python jobs/fracture_detection.py --set cpus_per_trainer=2` runs it (cpu-small
-preset, 320 iterations, both CPUs; about 2.5 minutes) must beat chance clearly on the test exams.
+default exactly as `python jobs/fracture_detection.py` runs it (cpu-small preset, 320 iterations,
+one CPU per trainer; about 200 s) must beat chance clearly on the test exams.
 
 In this process, without Ray, so that `make test` runs it beside the Ray tests (tests/conftest.py,
 IN_PROCESS); the job around the same class (Ray actor, a killed trainer resumed, units reused,
@@ -20,8 +20,9 @@ from core.detection.config import PRESETS
 
 
 def test_the_embedded_default_learns_to_detect(tmp_path):
-    config = PRESETS.resolve(FractureDetectionConfig, None, {"cpus_per_trainer": 2})
+    config = PRESETS.resolve(FractureDetectionConfig, None, {})
     assert config.preset == "cpu-small" and config.iterations == 320  # the job's default on CPUs
+    assert config.cpus_per_trainer == 1  # one torch thread, as the other tests of this worker
     tracker = Tracker(f"file:{tmp_path / 'mlruns'}", "fracture-detection")
     target = TrackingTarget(tracker.tracking_uri, tracker.experiment, tracker.start_sweep("s", "k", {}))
     threads = torch.get_num_threads()
