@@ -120,7 +120,9 @@ def _submit_many(args):
 def test_eight_processes_submit_concurrently(tmp_path):
     path = str(tmp_path / "q.db")
     Client(queue_path=path)  # create the file once
-    with multiprocessing.get_context("fork").Pool(8) as pool:
+    # spawn, not fork: a fork of this process (Ray's and gRPC's threads running) can hang on a lock
+    # one of them held; a fork child stuck on a futex kept `make test` waiting forever
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
         results = pool.map(_submit_many, [(path, w) for w in range(8)])
     ids = [i for r in results for i in r[0]]
     assert len(ids) == 400 and len(set(ids)) == 400
